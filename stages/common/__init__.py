@@ -1,0 +1,1 @@
+"""Code shared by every stage: params, atomic I/O, sources, features, models, tracking."""

@@ -1,0 +1,49 @@
+"""What every stage's ``main()`` shares: logging setup and readable failures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from stages.common.params import DEFAULT_PARAMS, ParamsError
+from stages.common.sources import SourceError
+
+log = logging.getLogger("stages")
+
+
+class DataError(ValueError):
+    """Input data is malformed: the message names the file, row or column at fault."""
+
+
+class TrackingError(RuntimeError):
+    """The tracking backend could not record a run; the message says how to retry."""
+
+
+EXPECTED_ERRORS = (ParamsError, SourceError, DataError, TrackingError, FileNotFoundError, PermissionError)
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the ``--params`` option every stage takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
+    return p
+
+
+def run(stage: str, body: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
+    """Run a stage body with logging; expected failures exit 1 with one clear message."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    start = time.perf_counter()
+    try:
+        body(argv)
+    except EXPECTED_ERRORS as exc:
+        log.error("stage %s failed: %s", stage, exc)
+        raise SystemExit(1) from None
+    log.info("stage %s finished in %.1f s", stage, time.perf_counter() - start)

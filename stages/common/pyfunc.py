@@ -1,0 +1,38 @@
+"""The MLflow model flavour the pipeline logs: review text in, probability out.
+
+It bundles the Keras model with its featurizer, so ``mlflow models serve`` and
+``mlflow.pyfunc.load_model`` take raw text and apply the same transform as training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+
+class SentimentModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: ``predict(DataFrame[text]) -> DataFrame[proba, label]``."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the Keras model (safe mode) and its featurizer from the logged artifacts."""
+        from stages.common.features import Featurizer
+        from stages.common.models import load_model
+
+        self.featurizer = Featurizer.from_json(Path(context.artifacts["featurizer"]).read_text(encoding="utf-8"))
+        self.model = load_model(context.artifacts["keras_model"])
+        self.threshold = float((context.model_config or {}).get("threshold", 0.5))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Score texts (a DataFrame with a ``text`` column, or a list of strings)."""
+        from stages.common.models import predict_proba
+
+        if isinstance(model_input, pd.DataFrame):
+            texts = model_input["text"].astype(str).tolist()
+        else:
+            texts = [str(t) for t in model_input]
+        proba = predict_proba(self.model, self.featurizer.transform(texts)) if texts else np.zeros(0)
+        return pd.DataFrame({"proba": proba, "label": (proba >= self.threshold).astype(np.int64)})

@@ -1,0 +1,203 @@
+"""MLflow tracking, kept behind a small interface so stages receive it by injection.
+
+Run design: one MLflow experiment per dataset (``<prefix>-<dataset>``); each pipeline
+execution that changes anything creates one parent run there (all params, data card,
+``params.yaml``, ``dvc.lock``, headline metrics of every model) with one child run per
+model (params, test metrics, per-epoch curves as step metrics, plots, vocabulary and the
+model as an MLflow pyfunc model with signature and input example).
+
+The tracking URI is ``MLFLOW_TRACKING_URI`` when set; otherwise the sqlite database
+``mlflow.db`` in the project root, as an absolute path that also resolves from DVC's
+temporary experiment copies (``.dvc/tmp/exps/...``) to the real project root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 6000
+
+
+@dataclass
+class ModelArtifact:
+    """A model to log as an MLflow pyfunc model."""
+
+    keras_file: Path
+    featurizer_file: Path
+    threshold: float = 0.5
+
+
+@dataclass
+class RunPlan:
+    """Everything one MLflow run will hold; built by a pure function, logged by a tracker."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    step_metrics: dict[str, list[float]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[tuple[Path, str]] = field(default_factory=list)  # (local file, artifact dir)
+    model: ModelArtifact | None = None
+    children: list[RunPlan] = field(default_factory=list)
+
+
+class Tracker(Protocol):
+    """What the track stage needs from a tracking backend."""
+
+    def record(self, experiment: str, plan: RunPlan) -> dict[str, str]:
+        """Log ``plan`` (and its children) and return ``{run name: run id}``."""
+        ...
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The project root, also from inside DVC's temporary experiment copies."""
+    path = (cwd or Path.cwd()).resolve()
+    parts = path.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
+
+
+def default_tracking_uri(root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` or ``sqlite:///<abs project root>/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def git_state(cwd: Path | None = None) -> dict[str, str]:
+    """Current commit and whether the work tree has uncommitted changes."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit or "unknown",
+        "dirty": "unknown" if status is None else str(bool(status)).lower(),
+    }
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
+
+def as_params(flat: dict[str, Any]) -> dict[str, str]:
+    """MLflow param strings (``None`` → ``null``, lists as Python text, length-capped)."""
+    return {k: _param_value(v) for k, v in sorted(flat.items())}
+
+
+class MlflowTracker:
+    """Logs :class:`RunPlan` trees to MLflow."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        import mlflow
+
+        self.mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        mlflow.set_tracking_uri(tracking_uri)
+
+    def _experiment_id(self, name: str) -> str:
+        client = self.mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
+            location = (self.artifact_root / name).as_uri()
+        return client.create_experiment(name, artifact_location=location)
+
+    def record(self, experiment: str, plan: RunPlan) -> dict[str, str]:
+        """Log the parent run and its children; returns run ids by run name."""
+        exp_id = self._experiment_id(experiment)
+        ids: dict[str, str] = {}
+        self._log(exp_id, plan, None, ids)
+        return ids
+
+    def _log(self, exp_id: str, plan: RunPlan, parent_id: str | None, ids: dict[str, str]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        mlflow = self.mlflow
+        client = mlflow.MlflowClient()
+        tags = dict(plan.tags)
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        run = client.create_run(exp_id, run_name=plan.name, tags=tags)
+        run_id = run.info.run_id
+        ids[plan.name] = run_id
+        try:
+            params = [Param(k, v) for k, v in plan.params.items()]
+            for i in range(0, len(params), 100):
+                client.log_batch(run_id, params=params[i : i + 100])
+            ts = 0
+            metrics = [Metric(k, float(v), ts, 0) for k, v in sorted(plan.metrics.items())]
+            for key, values in sorted(plan.step_metrics.items()):
+                metrics += [Metric(key, float(v), ts, step) for step, v in enumerate(values, start=1)]
+            for i in range(0, len(metrics), 1000):
+                client.log_batch(run_id, metrics=metrics[i : i + 1000])
+            for path, artifact_dir in plan.artifacts:
+                client.log_artifact(run_id, str(path), artifact_dir or None)
+            if plan.model is not None:
+                self._log_model(run_id, plan.model)
+            for child in plan.children:
+                self._log(exp_id, child, run_id, ids)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+
+    def _log_model(self, run_id: str, model: ModelArtifact) -> None:
+        import pandas as pd
+        from importlib.metadata import version
+
+        from mlflow.models import infer_signature
+
+        from stages.common.pyfunc import SentimentModel
+
+        mlflow = self.mlflow
+        example = pd.DataFrame({"text": ["a warm, funny and moving film", "dull plot and wooden acting"]})
+        output = pd.DataFrame({"proba": [0.5, 0.5], "label": [1, 0]})
+        requirements = [
+            f"{pkg}=={version(pkg)}"
+            for pkg in ("tensorflow-cpu", "keras", "scikit-learn", "scipy", "numpy", "pandas", "mlflow")
+            if _installed(pkg)
+        ]
+        with mlflow.start_run(run_id=run_id):
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SentimentModel(),
+                artifacts={"keras_model": str(model.keras_file), "featurizer": str(model.featurizer_file)},
+                code_paths=[str(Path(__file__).resolve().parents[1])],
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=requirements,
+                model_config={"threshold": model.threshold},
+            )
+
+
+def _installed(pkg: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(pkg)
+    except PackageNotFoundError:
+        return False
+    return True

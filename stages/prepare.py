@@ -1,0 +1,322 @@
+"""prepare: raw source → one normalized review table and a data card (per dataset).
+
+Output table columns: ``id`` (stable string), ``text``, ``label`` (0 negative / 1 positive),
+``split`` (``train``/``test``) and ``rating`` (the source's star or 1–10 rating, NaN when
+it has none). Sources:
+
+* ``aclimdb``: the official ``aclImdb_v1.tar.gz`` layout, read straight from the archive
+  (nothing is extracted, links and unexpected members are never followed); the rating is in
+  each file name, the official train/test split is kept.
+* ``reviews``: any CSV/Parquet with a text column and either a 0/1 label column or a rating
+  column (binarised: ``rating <= negative_max`` → 0, ``>= positive_min`` → 1, in between
+  dropped), with an optional split column. Without one, a seeded stratified test split of
+  ``test_size`` is drawn. The Yelp data is this format.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tarfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.common import cli
+from stages.common.cli import DataError
+from stages.common.io import atomic_path, write_json
+from stages.common.params import check, load_params, parse, section, seed_from
+from stages.common.sources import Fetched, fetch
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+_MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """``datasets.<name>``: where a dataset comes from and how to read it."""
+
+    format: Literal["aclimdb", "reviews"]
+    source: str
+    checksum: str | None = None
+    mirror_file: str | None = None
+    mirror_checksum: str | None = None
+    text_column: str = "text"
+    label_column: str | None = None
+    rating_column: str | None = None
+    negative_max: float | None = None
+    positive_min: float | None = None
+    split_column: str | None = None
+    id_column: str | None = None
+    test_size: float = 0.2
+
+    def validate(self, path: str) -> None:
+        """Cross-field checks with key paths."""
+        check(0.0 < self.test_size < 1.0, f"{path}.test_size", f"must be in (0, 1), got {self.test_size}")
+        if self.format != "reviews":
+            return
+        check(
+            (self.label_column is None) != (self.rating_column is None),
+            f"{path}.label_column",
+            "give exactly one of label_column or rating_column",
+        )
+        if self.rating_column is not None:
+            check(
+                self.negative_max is not None and self.positive_min is not None,
+                f"{path}.negative_max",
+                "a rating_column needs negative_max and positive_min",
+            )
+            check(
+                self.negative_max < self.positive_min,  # type: ignore[operator]
+                f"{path}.positive_min",
+                f"must be greater than negative_max ({self.negative_max}), got {self.positive_min}",
+            )
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``prepare:``: reading policy shared by every dataset."""
+
+    encoding_errors: Literal["strict", "replace"] = "replace"
+    download_retries: int = 3
+    download_timeout_s: float = 60.0
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.download_retries >= 1, f"{path}.download_retries", "must be >= 1")
+        check(self.download_timeout_s > 0, f"{path}.download_timeout_s", "must be > 0")
+
+
+def clean_text(text: str) -> str:
+    """Normalise markup the sources carry (IMDB's ``<br />``) to newlines."""
+    return _BREAK.sub("\n", text)
+
+
+def read_aclimdb(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
+    """Read labeled reviews straight from an aclImdb tar archive (never extracts).
+
+    Only regular-file members named ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
+    are read; a link with such a name is an error, everything else is ignored.
+    """
+    rows: list[tuple[str, str, int, str, int, int]] = []
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for member in tar:
+                match = _MEMBER.match(member.name)
+                if match is None:
+                    continue
+                if not member.isfile():
+                    raise DataError(f"{path}: member {member.name!r} is a link or special file; refusing it")
+                split, polarity, num, rating = match.groups()
+                fh = tar.extractfile(member)
+                assert fh is not None
+                raw = fh.read()
+                try:
+                    text = raw.decode("utf-8", errors=encoding_errors)
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{path}: member {member.name!r} is not valid UTF-8 ({exc}); "
+                        "set prepare.encoding_errors: replace to substitute bad bytes"
+                    ) from None
+                rows.append(
+                    (f"{split}/{polarity}/{num}_{rating}", text, int(polarity == "pos"), split, int(rating), int(num))
+                )
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated archive ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt members found")
+    df = pd.DataFrame(rows, columns=["id", "text", "label", "split", "rating", "_num"])
+    df["_split_order"] = df["split"].map({s: i for i, s in enumerate(SPLITS)})
+    df = df.sort_values(["_split_order", "label", "_num"], kind="stable").drop(columns=["_num", "_split_order"])
+    return df.reset_index(drop=True)
+
+
+def read_reviews_file(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
+    """Read a reviews CSV (any compression pandas infers from the name) or Parquet file."""
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[], encoding="utf-8", encoding_errors=encoding_errors)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid UTF-8 ({exc}); set prepare.encoding_errors: replace to substitute bad bytes"
+        ) from None
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read reviews table ({exc})") from None
+
+
+def _require_columns(raw: pd.DataFrame, columns: Sequence[str], where: str) -> None:
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise DataError(f"{where}: column {missing[0]!r} not found (columns: {', '.join(map(str, raw.columns))})")
+
+
+def _labels_from_column(values: pd.Series, column: str, where: str) -> pd.Series:
+    mapping = {0: 0, 1: 1, "0": 0, "1": 1, False: 0, True: 1, 0.0: 0, 1.0: 1}
+    labels = values.map(lambda v: mapping.get(v.strip() if isinstance(v, str) else v, -1))
+    bad = labels[labels < 0]
+    if len(bad):
+        row = bad.index[0]
+        raise DataError(
+            f"{where}: column {column!r} row {row}: label {values[row]!r} is not 0 or 1 "
+            f"({len(bad)} bad row(s))"
+        )
+    return labels.astype(np.int8)
+
+
+def _labels_from_rating(values: pd.Series, cfg: DatasetConfig, where: str) -> tuple[pd.Series, pd.Series]:
+    rating = pd.to_numeric(values, errors="coerce")
+    bad = rating[rating.isna()]
+    if len(bad):
+        row = bad.index[0]
+        raise DataError(f"{where}: column {cfg.rating_column!r} row {row}: rating {values[row]!r} is not a number")
+    label = pd.Series(np.full(len(rating), -1, dtype=np.int8), index=rating.index)
+    label[rating <= cfg.negative_max] = 0
+    label[rating >= cfg.positive_min] = 1
+    return label, rating.astype(float)
+
+
+def prepare_reviews(raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str = "source") -> pd.DataFrame:
+    """Normalise a raw review table: labels, ids, split, checks. Pure; ``where`` names the input."""
+    if cfg.format == "aclimdb":
+        df = raw[["id", "text", "label", "split", "rating"]].copy()
+        df["rating"] = df["rating"].astype(float)
+    else:
+        wanted = [cfg.text_column]
+        wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column, cfg.id_column) if c]
+        _require_columns(raw, wanted, where)
+        df = pd.DataFrame(index=raw.index)
+        df["id"] = raw[cfg.id_column].astype(str) if cfg.id_column else raw.index.astype(str)
+        df["text"] = raw[cfg.text_column]
+        if cfg.label_column:
+            df["label"] = _labels_from_column(raw[cfg.label_column], cfg.label_column, where)
+            df["rating"] = np.nan
+        else:
+            df["label"], df["rating"] = _labels_from_rating(raw[cfg.rating_column], cfg, where)
+            dropped = int((df["label"] < 0).sum())
+            log.info(
+                "%s: %d reviews with %s between %s and %s dropped (neither positive nor negative)",
+                where, dropped, cfg.rating_column, cfg.negative_max, cfg.positive_min,
+            )
+            df = df[df["label"] >= 0]
+        if cfg.split_column:
+            df["split"] = raw.loc[df.index, cfg.split_column].astype(str).str.strip().str.lower()
+        else:
+            df["split"] = _stratified_split(df["label"].to_numpy(), cfg.test_size, seed, where)
+    non_str = df["text"].map(lambda t: not isinstance(t, str))
+    if non_str.any():
+        row = df.index[non_str.to_numpy()][0]
+        raise DataError(f"{where}: column {cfg.text_column!r} row {row}: text is missing")
+    df["text"] = df["text"].map(clean_text)
+    empty = df["text"].str.strip() == ""
+    if empty.any():
+        row = df.index[empty.to_numpy()][0]
+        raise DataError(f"{where}: column {cfg.text_column!r} row {row}: empty text ({int(empty.sum())} empty row(s))")
+    bad_split = ~df["split"].isin(SPLITS)
+    if bad_split.any():
+        row = df.index[bad_split.to_numpy()][0]
+        raise DataError(f"{where}: column {cfg.split_column!r} row {row}: split {df.loc[row, 'split']!r} is not train/test")
+    if df["id"].duplicated().any():
+        dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
+        raise DataError(f"{where}: review id {dup!r} occurs more than once")
+    for split in SPLITS:
+        labels = set(df.loc[df["split"] == split, "label"].tolist())
+        if not labels:
+            raise DataError(f"{where}: the {split} split is empty")
+        if len(labels) < 2:
+            raise DataError(f"{where}: the {split} split has one class only (label {labels.pop()})")
+    df["label"] = df["label"].astype(np.int8)
+    return df[["id", "text", "label", "split", "rating"]].reset_index(drop=True)
+
+
+def _stratified_split(labels: np.ndarray, test_size: float, seed: int, where: str) -> np.ndarray:
+    idx = np.arange(len(labels))
+    try:
+        _, test_idx = train_test_split(idx, test_size=test_size, stratify=labels, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"{where}: cannot make a stratified {test_size} test split ({exc})") from None
+    split = np.full(len(labels), "train", dtype=object)
+    split[test_idx] = "test"
+    return split
+
+
+def data_card(df: pd.DataFrame, name: str, fetched: Fetched | None = None) -> dict[str, Any]:
+    """Counts per split and label, text length statistics and the source checksum."""
+    lengths = df["text"].str.len()
+    words = df["text"].str.split().str.len()
+    card: dict[str, Any] = {
+        "dataset": name,
+        "rows": int(len(df)),
+        "positive_fraction": round(float(df["label"].mean()), 6),
+        "splits": {},
+        "text_chars": _stats(lengths),
+        "text_words": _stats(words),
+    }
+    for split in SPLITS:
+        part = df[df["split"] == split]
+        card["splits"][split] = {
+            "rows": int(len(part)),
+            "negative": int((part["label"] == 0).sum()),
+            "positive": int((part["label"] == 1).sum()),
+        }
+    if fetched is not None:
+        card["source"] = {"location": fetched.location, "via": fetched.via, "sha256": fetched.sha256, "bytes": fetched.size}
+    return card
+
+
+def _stats(values: pd.Series) -> dict[str, float]:
+    return {
+        "min": int(values.min()),
+        "median": float(values.median()),
+        "mean": round(float(values.mean()), 3),
+        "p95": float(values.quantile(0.95)),
+        "max": int(values.max()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.prepare --dataset imdb --out ... --card ... --download-dir ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", type=Path, required=True, help="normalized table (.parquet)")
+    p.add_argument("--card", type=Path, required=True, help="data card (.json)")
+    p.add_argument("--download-dir", type=Path, required=True, help="cache for downloaded sources")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = seed_from(params)
+    cfg = parse(DatasetConfig, section(params, f"datasets.{args.dataset}"), f"datasets.{args.dataset}")
+    pcfg = parse(PrepareConfig, params.get("prepare", {}), "prepare")
+
+    fetched = fetch(
+        cfg.source,
+        args.download_dir,
+        checksum=cfg.checksum,
+        mirror_file=cfg.mirror_file,
+        mirror_checksum=cfg.mirror_checksum,
+        retries=pcfg.download_retries,
+        timeout=pcfg.download_timeout_s,
+    )
+    if cfg.format == "aclimdb":
+        raw = read_aclimdb(fetched.path, pcfg.encoding_errors)
+    else:
+        raw = read_reviews_file(fetched.path, pcfg.encoding_errors)
+    df = prepare_reviews(raw, cfg, seed, where=str(fetched.path))
+    card = data_card(df, args.dataset, fetched)
+    log.info("%s: %s", args.dataset, {s: card["splits"][s] for s in SPLITS})
+    with atomic_path(args.out) as tmp:
+        df.to_parquet(tmp, index=False)
+    write_json(args.card, card)
+
+
+if __name__ == "__main__":
+    cli.run("prepare", main)

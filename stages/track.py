@@ -1,0 +1,198 @@
+"""track: record one dataset's pipeline state in MLflow, from the files DVC tracks.
+
+Why a final stage rather than logging inside each stage: DVC skips stages whose inputs
+did not change, so a tracker inside them would log nothing for cached models. This stage
+depends on every output of its dataset and on ``params.yaml``; whenever any of them
+changes it logs the *whole* state — all params, every model's metrics, per-epoch curves
+(from the saved history), plots, vocabularies, models, ``params.yaml`` and ``dvc.lock`` —
+as a parent run with a child per model. A no-op ``dvc repro`` skips it: nothing new is
+recorded. It can be re-run by hand to log an existing state (``make track``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from stages.common import cli
+from stages.common.io import read_json, write_json
+from stages.common.params import flatten, load_params, section
+from stages.common.store import FEATURIZER_FILE
+from stages.common.tracking import (
+    MlflowTracker,
+    ModelArtifact,
+    RunPlan,
+    Tracker,
+    as_params,
+    default_tracking_uri,
+    git_state,
+    project_root,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelState:
+    """One trained and evaluated model, as the earlier stages left it on disk."""
+
+    name: str
+    summary: dict[str, Any]
+    metrics: dict[str, Any]
+    history: pd.DataFrame
+    artifacts: list[Path]
+    model_file: Path
+    featurizer_file: Path
+
+
+def lock_checksums(lock: Mapping[str, Any], dataset: str) -> dict[str, str]:
+    """``{path: md5}`` for every output of this dataset's stages recorded in ``dvc.lock``."""
+    out: dict[str, str] = {}
+    for stage, entry in (lock.get("stages") or {}).items():
+        item_name = stage.split("@", 1)[1] if "@" in stage else ""
+        if item_name != dataset and not item_name.startswith(f"{dataset}-"):
+            continue
+        for item in entry.get("outs") or []:
+            if "md5" in item:
+                out[item["path"]] = item["md5"]
+    return dict(sorted(out.items()))
+
+
+def plan_runs(
+    dataset: str,
+    params: Mapping[str, Any],
+    card: Mapping[str, Any],
+    models: Sequence[ModelState],
+    *,
+    lock: Mapping[str, Any],
+    git: Mapping[str, str],
+    env: Mapping[str, str],
+    run_artifacts: Sequence[Path] = (),
+    threshold: float = 0.5,
+) -> RunPlan:
+    """Build the parent/child run tree for one dataset. Pure: no MLflow, no file access."""
+    flat = as_params(flatten(params))
+    tags = {
+        "dataset": dataset,
+        "mlflow.source.git.commit": git.get("commit", "unknown"),
+        "git.commit": git.get("commit", "unknown"),
+        "git.dirty": git.get("dirty", "unknown"),
+        "dvc.exp_name": env.get("DVC_EXP_NAME", ""),
+        "dvc.baseline_rev": env.get("DVC_EXP_BASELINE_REV", ""),
+        "data.source_sha256": str((card.get("source") or {}).get("sha256", "")),
+    }
+    tags.update({f"dvc.md5.{path}": md5 for path, md5 in lock_checksums(lock, dataset).items()})
+    tags = {k: v for k, v in tags.items() if v != ""}
+    commit = tags["git.commit"][:8]
+    parent = RunPlan(
+        name=f"{dataset} @ {commit}{'+dirty' if tags['git.dirty'] == 'true' else ''}",
+        params=flat,
+        tags={**tags, "run.kind": "pipeline"},
+        artifacts=[(p, "") for p in run_artifacts],
+    )
+    parent.metrics.update(
+        {f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()}
+    )
+    for m in models:
+        test = {f"test_{k}": float(v) for k, v in flatten(m.metrics).items() if isinstance(v, int | float)}
+        train = {f"train_{k}": float(v) for k, v in m.summary.items() if isinstance(v, int | float)}
+        parent.metrics.update({f"{m.name}.{k}": v for k, v in test.items() if "confusion" not in k})
+        child = RunPlan(
+            name=f"{dataset}/{m.name}",
+            params=flat,
+            metrics={**test, **train},
+            step_metrics={c: m.history[c].astype(float).tolist() for c in m.history.columns if c != "epoch"},
+            tags={**tags, "run.kind": "model", "model": m.name},
+            artifacts=[(p, "") for p in m.artifacts],
+            model=ModelArtifact(keras_file=m.model_file, featurizer_file=m.featurizer_file, threshold=threshold),
+        )
+        parent.children.append(child)
+    return parent
+
+
+def track(dataset: str, plan: RunPlan, tracker: Tracker, experiment: str) -> dict[str, str]:
+    """Log a plan with the injected tracker; returns run ids by run name."""
+    return tracker.record(experiment, plan)
+
+
+def load_model_state(
+    name: str, reports: Path, models_dir: Path, features_dir: Path, plot_dirs: Sequence[Path]
+) -> ModelState:
+    """Collect what train and evaluate wrote for one model.
+
+    ``reports/<model>/`` holds its metrics; each plot directory holds ``<model>.*``
+    (the first one, the training history, is also read for step metrics).
+    """
+    model_reports = reports / name
+    plot_files = [f for d in plot_dirs for f in sorted(Path(d).glob(f"{name}.*")) if f.is_file()]
+    history = next((f for f in plot_files if f.suffix == ".csv" and "epoch" in f.read_text().split("\n", 1)[0]), None)
+    if history is None:
+        raise cli.DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
+    return ModelState(
+        name=name,
+        summary=read_json(model_reports / "train.json"),
+        metrics=read_json(model_reports / "metrics.json"),
+        history=pd.read_csv(history),
+        artifacts=sorted(p for p in model_reports.iterdir() if p.is_file() and not p.name.startswith("."))
+        + plot_files
+        + [features_dir / name / FEATURIZER_FILE],
+        model_file=models_dir / f"{name}.keras",
+        featurizer_file=features_dir / name / FEATURIZER_FILE,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.track --dataset imdb --reports ... --models ... --features ... --out ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--reports", type=Path, required=True, help="the dataset's reports directory")
+    p.add_argument("--models", type=Path, required=True, help="the dataset's trained models directory")
+    p.add_argument("--features", type=Path, required=True, help="the dataset's features directory")
+    p.add_argument("--plots", type=Path, nargs="+", default=[], help="directories holding <model>.* plot files")
+    p.add_argument("--lock", type=Path, default=Path("dvc.lock"))
+    p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    model_names = section(params, "models")
+    prefix = (params.get("track") or {}).get("experiment_prefix", "sentiment")
+    threshold = float((params.get("evaluate") or {}).get("threshold", 0.5))
+    card_path = args.reports / "data_card.json"
+    card = read_json(card_path)
+    lock = yaml.safe_load(args.lock.read_text(encoding="utf-8")) if args.lock.is_file() else {}
+    states = [load_model_state(m, args.reports, args.models, args.features, args.plots) for m in model_names]
+    run_artifacts = [p for p in (args.params, args.lock, card_path, Path("dvc.yaml")) if p.is_file()]
+    plan = plan_runs(
+        args.dataset, params, card, states,
+        lock=lock, git=git_state(), env=os.environ, run_artifacts=run_artifacts, threshold=threshold,
+    )
+    uri = default_tracking_uri()
+    experiment = f"{prefix}-{args.dataset}"
+    tracker = MlflowTracker(uri, artifact_root=project_root() / "mlartifacts")
+    try:
+        ids = track(args.dataset, plan, tracker, experiment)
+    except Exception as exc:  # noqa: BLE001 - any backend failure gets the same advice
+        raise cli.TrackingError(
+            f"could not record the run in MLflow at {_redact(uri)} ({type(exc).__name__}: {exc}). "
+            "The DVC outputs are kept; once the tracking server is reachable, record this state with "
+            f"`dvc repro --force --single-item track@{args.dataset}` (or `make track`)."
+        ) from exc
+    log.info("MLflow experiment %r: %s", experiment, ids)
+    write_json(args.out, {"experiment": experiment, "parent_run": plan.name, "runs": ids})
+
+
+def _redact(uri: str) -> str:
+    """Hide credentials in a tracking URI before printing it."""
+    import re
+
+    return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
+if __name__ == "__main__":
+    cli.run("track", main)

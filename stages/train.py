@@ -1,0 +1,132 @@
+"""train: fit one Keras model on one dataset's training features.
+
+Per dataset × model, params from the model's own section (``mlp:``, ``lstm:``) and
+``base.seed``. A seeded stratified validation split is carved from the training rows
+(never the test split); early stopping on validation loss restores the best weights.
+Writes the model (``.keras``), the per-epoch history (a DVC plot; MLflow's step metrics
+are logged from it by the track stage) and a JSON summary (a DVC metric).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.common import cli
+from stages.common.cli import DataError
+from stages.common.io import atomic_path, write_json
+from stages.common.models import ModelConfig, build_model, configure_determinism
+from stages.common.params import load_params, parse, section, seed_from
+from stages.common.store import load_featurizer, load_split
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its per-epoch history and a summary for metrics."""
+
+    model: Any
+    history: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified (train, validation) row indices carved from the training split."""
+    idx = np.arange(len(y))
+    try:
+        fit_idx, val_idx = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot carve a stratified validation split of {fraction} ({exc})") from None
+    return np.sort(fit_idx), np.sort(val_idx)
+
+
+def train_model(
+    cfg: ModelConfig, X: Any, y: np.ndarray, *, input_dim: int, seq_len: int | None, seed: int
+) -> TrainResult:
+    """Build, fit and return a model with its history. Deterministic for a given seed."""
+    import keras
+
+    configure_determinism(seed)
+    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
+    y = y.astype(np.float32)
+    model = build_model(cfg, input_dim=input_dim, seq_len=seq_len)
+    callbacks = []
+    if cfg.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True, verbose=0
+            )
+        )
+    fit = model.fit(
+        X[fit_idx],
+        y[fit_idx],
+        validation_data=(X[val_idx], y[val_idx]),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
+    hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
+    best = int(hist["val_loss"].idxmin())
+    summary = {
+        "epochs_run": len(hist),
+        "best_epoch": int(hist.loc[best, "epoch"]),
+        "best_val_loss": float(hist.loc[best, "val_loss"]),
+        "best_val_accuracy": float(hist.loc[best, "val_accuracy"]),
+        "train_rows": len(fit_idx),
+        "validation_rows": len(val_idx),
+        "parameters": int(model.count_params()),
+    }
+    return TrainResult(model=model, history=hist, summary=summary)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.train --model mlp --features <dir> --out ... --history ... --summary ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="model name: its params section")
+    p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="trained model (.keras)")
+    p.add_argument("--history", type=Path, required=True, help="per-epoch history (.csv)")
+    p.add_argument("--summary", type=Path, required=True, help="training summary (.json)")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = seed_from(params)
+    cfg = parse(ModelConfig, section(params, args.model), args.model)
+    featurizer = load_featurizer(args.features)
+    expected = "bow" if cfg.architecture == "mlp" else "seq"
+    if featurizer.config.kind != expected:
+        raise DataError(
+            f"vectorize.{args.model}.kind: an {cfg.architecture} needs '{expected}' features, "
+            f"got '{featurizer.config.kind}'"
+        )
+    train = load_split(args.features, "train")
+    result = train_model(
+        cfg,
+        train.X,
+        train.y,
+        input_dim=featurizer.input_dim,
+        seq_len=featurizer.config.maxlen if expected == "seq" else None,
+        seed=seed,
+    )
+    log.info("%s: %s", args.model, result.summary)
+    with atomic_path(args.out) as tmp:
+        result.model.save(tmp)
+    with atomic_path(args.history) as tmp:
+        result.history.to_csv(tmp, index=False, float_format="%.6f")
+    write_json(args.summary, result.summary)
+
+
+if __name__ == "__main__":
+    cli.run("train", main)
