@@ -115,8 +115,14 @@ def confusion_png(metrics: dict[str, Any], title: str) -> bytes:
     ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     for i in range(2):
         for j in range(2):
-            ax.text(j, i, f"{counts[i, j]}\n({pct[i, j]:.2f}%)", ha="center", va="center",
-                    color="white" if pct[i, j] > 60 else "black")
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]}\n({pct[i, j]:.2f}%)",
+                ha="center",
+                va="center",
+                color="white" if pct[i, j] > 60 else "black",
+            )
     ax.set_xticks([0, 1], ["Negative", "Positive"])
     ax.set_yticks([0, 1], ["Negative", "Positive"])
     ax.set_xlabel("Truth")
@@ -149,8 +155,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%s: %s", args.name, {k: v for k, v in result.metrics.items() if k != "confusion"})
     with atomic_path(args.predictions) as tmp:
         pd.DataFrame(
-            {"id": test.ids, "label": test.y.astype(np.int8), "proba": proba,
-             "predicted": (proba >= cfg.threshold).astype(np.int8)}
+            {
+                "id": test.ids,
+                "label": test.y.astype(np.int8),
+                "proba": proba,
+                "predicted": (proba >= cfg.threshold).astype(np.int8),
+            }
         ).to_parquet(tmp, index=False)
     for path, df in ((args.roc, result.roc), (args.pr, result.pr)):
         with atomic_path(path) as tmp:

@@ -161,15 +161,33 @@ def _require_columns(raw: pd.DataFrame, columns: Sequence[str], where: str) -> N
         raise DataError(f"{where}: column {missing[0]!r} not found (columns: {', '.join(map(str, raw.columns))})")
 
 
+def _show(value: Any) -> Any:
+    """Plain Python value for messages (``2``, not ``np.int64(2)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_texts(texts: pd.Series, column: str, where: str) -> pd.Series:
+    """Texts must be non-empty strings; returns them with markup normalised."""
+    non_str = texts.map(lambda t: not isinstance(t, str))
+    if non_str.any():
+        row = texts.index[non_str.to_numpy()][0]
+        raise DataError(f"{where}: column {column!r} row {row}: text is missing")
+    texts = texts.map(clean_text)
+    empty = texts.str.strip() == ""
+    if empty.any():
+        row = texts.index[empty.to_numpy()][0]
+        raise DataError(f"{where}: column {column!r} row {row}: empty text ({int(empty.sum())} empty row(s))")
+    return texts
+
+
 def _labels_from_column(values: pd.Series, column: str, where: str) -> pd.Series:
-    mapping = {0: 0, 1: 1, "0": 0, "1": 1, False: 0, True: 1, 0.0: 0, 1.0: 1}
+    mapping = {0: 0, 1: 1, "0": 0, "1": 1}  # also matches False/True and 0.0/1.0
     labels = values.map(lambda v: mapping.get(v.strip() if isinstance(v, str) else v, -1))
     bad = labels[labels < 0]
     if len(bad):
         row = bad.index[0]
         raise DataError(
-            f"{where}: column {column!r} row {row}: label {values[row]!r} is not 0 or 1 "
-            f"({len(bad)} bad row(s))"
+            f"{where}: column {column!r} row {row}: label {_show(values[row])!r} is not 0 or 1 ({len(bad)} bad row(s))"
         )
     return labels.astype(np.int8)
 
@@ -179,7 +197,9 @@ def _labels_from_rating(values: pd.Series, cfg: DatasetConfig, where: str) -> tu
     bad = rating[rating.isna()]
     if len(bad):
         row = bad.index[0]
-        raise DataError(f"{where}: column {cfg.rating_column!r} row {row}: rating {values[row]!r} is not a number")
+        raise DataError(
+            f"{where}: column {cfg.rating_column!r} row {row}: rating {_show(values[row])!r} is not a number"
+        )
     label = pd.Series(np.full(len(rating), -1, dtype=np.int8), index=rating.index)
     label[rating <= cfg.negative_max] = 0
     label[rating >= cfg.positive_min] = 1
@@ -191,13 +211,14 @@ def prepare_reviews(raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str
     if cfg.format == "aclimdb":
         df = raw[["id", "text", "label", "split", "rating"]].copy()
         df["rating"] = df["rating"].astype(float)
+        df["text"] = _check_texts(df["text"], "text", where)
     else:
         wanted = [cfg.text_column]
         wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column, cfg.id_column) if c]
         _require_columns(raw, wanted, where)
         df = pd.DataFrame(index=raw.index)
         df["id"] = raw[cfg.id_column].astype(str) if cfg.id_column else raw.index.astype(str)
-        df["text"] = raw[cfg.text_column]
+        df["text"] = _check_texts(raw[cfg.text_column], cfg.text_column, where)
         if cfg.label_column:
             df["label"] = _labels_from_column(raw[cfg.label_column], cfg.label_column, where)
             df["rating"] = np.nan
@@ -206,26 +227,23 @@ def prepare_reviews(raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str
             dropped = int((df["label"] < 0).sum())
             log.info(
                 "%s: %d reviews with %s between %s and %s dropped (neither positive nor negative)",
-                where, dropped, cfg.rating_column, cfg.negative_max, cfg.positive_min,
+                where,
+                dropped,
+                cfg.rating_column,
+                cfg.negative_max,
+                cfg.positive_min,
             )
             df = df[df["label"] >= 0]
         if cfg.split_column:
             df["split"] = raw.loc[df.index, cfg.split_column].astype(str).str.strip().str.lower()
         else:
             df["split"] = _stratified_split(df["label"].to_numpy(), cfg.test_size, seed, where)
-    non_str = df["text"].map(lambda t: not isinstance(t, str))
-    if non_str.any():
-        row = df.index[non_str.to_numpy()][0]
-        raise DataError(f"{where}: column {cfg.text_column!r} row {row}: text is missing")
-    df["text"] = df["text"].map(clean_text)
-    empty = df["text"].str.strip() == ""
-    if empty.any():
-        row = df.index[empty.to_numpy()][0]
-        raise DataError(f"{where}: column {cfg.text_column!r} row {row}: empty text ({int(empty.sum())} empty row(s))")
     bad_split = ~df["split"].isin(SPLITS)
     if bad_split.any():
         row = df.index[bad_split.to_numpy()][0]
-        raise DataError(f"{where}: column {cfg.split_column!r} row {row}: split {df.loc[row, 'split']!r} is not train/test")
+        raise DataError(
+            f"{where}: column {cfg.split_column!r} row {row}: split {df.loc[row, 'split']!r} is not train/test"
+        )
     if df["id"].duplicated().any():
         dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
         raise DataError(f"{where}: review id {dup!r} occurs more than once")
@@ -256,7 +274,7 @@ def data_card(df: pd.DataFrame, name: str, fetched: Fetched | None = None) -> di
     words = df["text"].str.split().str.len()
     card: dict[str, Any] = {
         "dataset": name,
-        "rows": int(len(df)),
+        "rows": len(df),
         "positive_fraction": round(float(df["label"].mean()), 6),
         "splits": {},
         "text_chars": _stats(lengths),
@@ -265,12 +283,17 @@ def data_card(df: pd.DataFrame, name: str, fetched: Fetched | None = None) -> di
     for split in SPLITS:
         part = df[df["split"] == split]
         card["splits"][split] = {
-            "rows": int(len(part)),
+            "rows": len(part),
             "negative": int((part["label"] == 0).sum()),
             "positive": int((part["label"] == 1).sum()),
         }
     if fetched is not None:
-        card["source"] = {"location": fetched.location, "via": fetched.via, "sha256": fetched.sha256, "bytes": fetched.size}
+        card["source"] = {
+            "location": fetched.location,
+            "via": fetched.via,
+            "sha256": fetched.sha256,
+            "bytes": fetched.size,
+        }
     return card
 
 

@@ -97,9 +97,7 @@ def plan_runs(
         tags={**tags, "run.kind": "pipeline"},
         artifacts=[(p, "") for p in run_artifacts],
     )
-    parent.metrics.update(
-        {f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()}
-    )
+    parent.metrics.update({f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()})
     for m in models:
         test = {f"test_{k}": float(v) for k, v in flatten(m.metrics).items() if isinstance(v, int | float)}
         train = {f"train_{k}": float(v) for k, v in m.summary.items() if isinstance(v, int | float)}
@@ -169,15 +167,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     states = [load_model_state(m, args.reports, args.models, args.features, args.plots) for m in model_names]
     run_artifacts = [p for p in (args.params, args.lock, card_path, Path("dvc.yaml")) if p.is_file()]
     plan = plan_runs(
-        args.dataset, params, card, states,
-        lock=lock, git=git_state(), env=os.environ, run_artifacts=run_artifacts, threshold=threshold,
+        args.dataset,
+        params,
+        card,
+        states,
+        lock=lock,
+        git=git_state(),
+        env=os.environ,
+        run_artifacts=run_artifacts,
+        threshold=threshold,
     )
     uri = default_tracking_uri()
     experiment = f"{prefix}-{args.dataset}"
     tracker = MlflowTracker(uri, artifact_root=project_root() / "mlartifacts")
     try:
         ids = track(args.dataset, plan, tracker, experiment)
-    except Exception as exc:  # noqa: BLE001 - any backend failure gets the same advice
+    except Exception as exc:
         raise cli.TrackingError(
             f"could not record the run in MLflow at {_redact(uri)} ({type(exc).__name__}: {exc}). "
             "The DVC outputs are kept; once the tracking server is reachable, record this state with "

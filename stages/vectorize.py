@@ -26,6 +26,7 @@ from stages.common.store import FEATURIZER_FILE, read_table
 
 log = logging.getLogger(__name__)
 
+
 def vectorize(table: pd.DataFrame, cfg: FeaturizerConfig) -> tuple[Featurizer, dict[str, dict[str, np.ndarray]]]:
     """Fit on ``split == "train"`` rows, transform both splits. Pure."""
     train = table[table["split"] == "train"]
@@ -54,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     featurizer, splits = vectorize(table, cfg)
     log.info(
         "%s: %d-term vocabulary; train %s, test %s",
-        key, len(featurizer.vocabulary), len(splits["train"]["y"]), len(splits["test"]["y"]),
+        key,
+        len(featurizer.vocabulary),
+        len(splits["train"]["y"]),
+        len(splits["test"]["y"]),
     )
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

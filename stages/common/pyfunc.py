@@ -26,7 +26,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self.model = load_model(context.artifacts["keras_model"])
         self.threshold = float((context.model_config or {}).get("threshold", 0.5))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):
         """Score texts (a DataFrame with a ``text`` column, or a list of strings)."""
         from stages.common.models import predict_proba
 

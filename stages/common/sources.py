@@ -95,9 +95,11 @@ def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0, b
             with requests.get(url, stream=True, timeout=timeout) as resp:
                 resp.raise_for_status()
                 total = int(resp.headers.get("content-length") or 0) or None
-                with atomic_path(dest) as tmp, tmp.open("wb") as fh, tqdm(
-                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=None
-                ) as bar:
+                with (
+                    atomic_path(dest) as tmp,
+                    tmp.open("wb") as fh,
+                    tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar,
+                ):
                     for chunk in resp.iter_content(CHUNK):
                         fh.write(chunk)
                         bar.update(len(chunk))
@@ -134,6 +136,7 @@ def fetch(
     mirror_dir: str | os.PathLike[str] | None = None,
     retries: int = 3,
     timeout: float = 60.0,
+    backoff: float = 1.0,
 ) -> Fetched:
     """Make ``source`` available locally and verify it.
 
@@ -145,8 +148,7 @@ def fetch(
         if mirrored is not None:
             if not mirrored.is_file():
                 raise SourceError(
-                    f"{mirrored}: mirror file not found ({MIRROR_ENV} is set; "
-                    f"unset it to download {source})"
+                    f"{mirrored}: mirror file not found ({MIRROR_ENV} is set; unset it to download {source})"
                 )
             log.info("reading %s from mirror %s", source, mirrored)
             return _local(mirrored, source, "mirror", mirror_checksum)
@@ -162,7 +164,7 @@ def fetch(
                 log.warning("cached %s fails its checksum; downloading again", dest)
                 dest.unlink()
         log.info("downloading %s", source)
-        download(source, dest, retries=retries, timeout=timeout)
+        download(source, dest, retries=retries, timeout=timeout, backoff=backoff)
         try:
             return _local(dest, source, "download", checksum)
         except SourceError:

@@ -79,9 +79,7 @@ def git_state(cwd: Path | None = None) -> dict[str, str]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30
-            )
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30)
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip()
@@ -133,7 +131,7 @@ class MlflowTracker:
         return ids
 
     def _log(self, exp_id: str, plan: RunPlan, parent_id: str | None, ids: dict[str, str]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         mlflow = self.mlflow
         client = mlflow.MlflowClient()
@@ -165,9 +163,9 @@ class MlflowTracker:
         client.set_terminated(run_id, "FINISHED")
 
     def _log_model(self, run_id: str, model: ModelArtifact) -> None:
-        import pandas as pd
         from importlib.metadata import version
 
+        import pandas as pd
         from mlflow.models import infer_signature
 
         from stages.common.pyfunc import SentimentModel

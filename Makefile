@@ -1,0 +1,50 @@
+# One-command entry points. `make run` sets up and runs the whole pipeline;
+# `make test` sets up and runs the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Offline copies of the datasets (this workplace keeps them in ../shared/data).
+ifneq ($(wildcard ../shared/data),)
+SENTIMENT_DATA_MIRROR ?= $(abspath ../shared/data)
+endif
+export SENTIMENT_DATA_MIRROR
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run repro test lint format track ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/dvc config --local core.analytics false
+	touch $@
+
+run: setup          ## set up, then run the whole pipeline on the default data
+	dvc repro
+
+repro: run
+
+test: setup         ## set up, then run the tests
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+track: setup        ## log the current pipeline state to MLflow again (e.g. after an outage)
+	dvc repro --force --single-item $$(dvc stage list --name-only | grep '^track@')
+
+ui: setup           ## MLflow UI on the project's default backend
+	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

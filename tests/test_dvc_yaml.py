@@ -1,0 +1,82 @@
+"""dvc.yaml and params.yaml agree: cheap insurance against a pipeline that silently drifts."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def stages():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return list(repo.index.stages)
+
+
+def _has_key(params: dict, dotted: str) -> bool:
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_fan_out_covers_every_dataset_and_model(stages) -> None:
+    names = {s.name for s in stages}
+    for dataset in PARAMS["datasets"]:
+        assert {f"prepare@{dataset}", f"track@{dataset}"} <= names
+        for model in PARAMS["models"]:
+            assert {f"{kind}@{dataset}-{model}" for kind in ("vectorize", "train", "evaluate")} <= names
+
+
+def test_each_stage_runs_its_module_and_depends_on_shared_code(stages) -> None:
+    for stage in stages:
+        kind = stage.name.split("@")[0]
+        assert stage.cmd.startswith(f"python -m stages.{kind} "), stage.name
+        assert (ROOT / "stages" / f"{kind}.py").is_file()
+        deps = {d.def_path for d in stage.deps}
+        assert f"stages/{kind}.py" in deps, stage.name
+        assert "stages/common" in deps, stage.name
+
+
+def test_declared_params_exist(stages) -> None:
+    for stage in stages:
+        for dep in stage.deps:
+            for key in getattr(dep, "params", None) or []:
+                assert _has_key(PARAMS, key), f"{stage.name}: params key {key!r} not in params.yaml"
+
+
+def test_every_model_has_a_featurizer_and_a_section() -> None:
+    for model in PARAMS["models"]:
+        assert model in PARAMS["vectorize"], model
+        assert PARAMS[model]["architecture"] in ("mlp", "lstm")
+
+
+def test_outputs_live_under_data_or_reports(stages) -> None:
+    for stage in stages:
+        for out in stage.outs:
+            assert out.def_path.startswith(("data/", "reports/")), out.def_path
+
+
+def test_stage_code_declares_no_paths() -> None:
+    """Paths are declared once, in dvc.yaml; stage code receives them as arguments."""
+    for path in (ROOT / "stages").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                assert not node.value.startswith(("data/", "reports/")), f"{path}: {node.value!r}"

@@ -1,0 +1,201 @@
+"""End to end: real `dvc repro` in a temporary git repository on tiny generated data.
+
+Checks every output, that a no-op repro runs nothing and logs nothing, that changing one
+param re-runs exactly the stages that depend on it, and what MLflow (sqlite in the
+temporary project) holds. The IMDB-layout archive is downloaded from a local HTTP server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.synthetic import aclimdb_members, write_tar, write_yelp_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "vectorize": {
+        "mlp": {"kind": "bow", "max_tokens": 200, "ngram_range": [1, 2], "mode": "tfidf", "sublinear_tf": True},
+        "lstm": {"kind": "seq", "max_tokens": 200, "maxlen": 24},
+    },
+    "mlp": {"architecture": "mlp", "hidden_units": [8], "epochs": 2, "batch_size": 32, "validation_split": 0.25},
+    "lstm": {
+        "architecture": "lstm",
+        "embedding_dim": 8,
+        "units": 4,
+        "epochs": 1,
+        "batch_size": 32,
+        "validation_split": 0.25,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    root = tmp_path_factory.mktemp("www")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str]) -> Path:
+    www, base = http_root
+    archive = write_tar(www / "aclImdb_v1.tar.gz", aclimdb_members(per_class=40, seed=3))
+    proj = tmp_path_factory.mktemp("proj")
+    yelp = write_yelp_csv(proj.parent / "reviews.csv.gz", n=200, seed=4)
+    shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["datasets"]["imdb"].update(
+        source=f"{base}/aclImdb_v1.tar.gz",
+        checksum="sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest(),
+    )
+    params["datasets"]["yelp"].update(source=str(yelp), checksum=None)
+    for key, value in TINY.items():
+        params[key] = (
+            {**params[key], **value}
+            if key != "vectorize"
+            else {m: {**params["vectorize"][m], **v} for m, v in value.items()}
+        )
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (proj / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/data/raw/\n__pycache__/\n")
+    run(proj, "git", "init", "-q")
+    run(proj, sys.executable, "-m", "dvc", "init", "-q")
+    run(proj, sys.executable, "-m", "dvc", "config", "core.autostage", "true")
+    run(proj, "git", "add", "-A")
+    run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "init")
+    return proj
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e.get('PATH', '')}"
+    e.pop("MLFLOW_TRACKING_URI", None)
+    e["SENTIMENT_DATA_MIRROR"] = ""
+    e["DVC_NO_ANALYTICS"] = "1"
+    e["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return e
+
+
+def run(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return run(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def mlflow_runs(proj: Path) -> list:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
+    exps = [e.experiment_id for e in client.search_experiments() if e.name.startswith("sentiment-")]
+    return client.search_runs(exps, max_results=1000) if exps else []
+
+
+ALL_STAGES = {
+    f"{k}@{d}-{m}" for k in ("vectorize", "train", "evaluate") for d in ("imdb", "yelp") for m in ("mlp", "lstm")
+} | {f"{k}@{d}" for k in ("prepare", "track") for d in ("imdb", "yelp")}
+
+
+def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
+    proj = project
+    first = dvc(proj, "repro")
+    assert ran(first) == ALL_STAGES
+
+    # every output is there
+    for d in ("imdb", "yelp"):
+        card = json.loads((proj / f"reports/{d}/data_card.json").read_text())
+        assert card["splits"]["train"]["rows"] > 0 and card["splits"]["test"]["rows"] > 0
+        assert card["source"]["via"] == ("download" if d == "imdb" else "path")
+        for m in ("mlp", "lstm"):
+            metrics = json.loads((proj / f"reports/{d}/{m}/metrics.json").read_text())
+            assert {"accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "confusion"} <= set(metrics)
+            assert (proj / f"data/models/{d}/{m}.keras").is_file()
+            assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
+            for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
+                assert (proj / f"reports/plots/{kind}/{d}/{m}.{ext}").is_file()
+    shown = json.loads(dvc(proj, "metrics", "show", "--json"))
+    files = next(iter(shown.values()))["data"]
+    assert {f"reports/{d}/{m}/metrics.json" for d in ("imdb", "yelp") for m in ("mlp", "lstm")} <= set(files)
+
+    # MLflow: per dataset one parent run and a child per model, with params, metrics, curves, models
+    runs = mlflow_runs(proj)
+    assert len(runs) == 6
+    children = [r for r in runs if r.data.tags.get("run.kind") == "model"]
+    assert len(children) == 4
+    lstm = next(r for r in children if r.data.tags["model"] == "lstm" and r.data.tags["dataset"] == "imdb")
+    assert lstm.data.params["lstm.units"] == "4"
+    assert lstm.data.params["base.seed"] == str(yaml.safe_load((proj / "params.yaml").read_text())["base"]["seed"])
+    assert 0.0 <= lstm.data.metrics["test_accuracy"] <= 1.0
+    assert lstm.data.tags["dvc.md5.data/prepared/imdb.parquet"]
+    assert lstm.data.tags["mlflow.source.git.commit"] == run(proj, "git", "rev-parse", "HEAD").strip()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{proj / 'mlflow.db'}")
+    history = mlflow.MlflowClient().get_metric_history(lstm.info.run_id, "val_loss")
+    assert [h.step for h in history] == [1]
+    parent_id = lstm.data.tags["mlflow.parentRunId"]
+    parent_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent_id)}
+    assert {"params.yaml", "dvc.lock", "data_card.json"} <= parent_artifacts
+    model = mlflow.pyfunc.load_model(f"runs:/{lstm.info.run_id}/model")
+    scored = model.predict(__import__("pandas").DataFrame({"text": ["great fun", "awful mess"]}))
+    assert list(scored.columns) == ["proba", "label"] and len(scored) == 2
+    assert model.metadata.signature is not None
+
+    run(proj, "git", "add", "-A")
+    run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "run 1")
+
+    # a no-op repro runs nothing and records nothing
+    noop = dvc(proj, "repro")
+    assert ran(noop) == set()
+    assert len(mlflow_runs(proj)) == 6
+
+    # one param: only what depends on it re-runs
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["lstm"]["units"] = 6
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "lstm.units" in dvc(proj, "params", "diff")
+    second = dvc(proj, "repro")
+    assert ran(second) == {
+        "train@imdb-lstm",
+        "train@yelp-lstm",
+        "evaluate@imdb-lstm",
+        "evaluate@yelp-lstm",
+        "track@imdb",
+        "track@yelp",
+    }
+    runs = mlflow_runs(proj)
+    assert len(runs) == 12
+    newest = max((r for r in runs if r.data.tags.get("model") == "lstm"), key=lambda r: r.info.start_time)
+    assert newest.data.params["lstm.units"] == "6"
+    assert "reports/imdb/lstm/metrics.json" in dvc(proj, "metrics", "diff", "--all")

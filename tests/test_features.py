@@ -1,0 +1,85 @@
+"""The one text → features transform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from stages.common.features import OOV_ID, Featurizer, FeaturizerConfig, fit_featurizer, pad, tokenize
+
+TRAIN = ["good good movie", "bad movie", "good plot, bad acting", "movie movie movie"]
+
+
+def test_tokenize_lowercases_and_drops_markup() -> None:
+    assert tokenize("Don't<br />STOP: 10/10!") == ["don't", "stop", "10", "10"]
+
+
+def test_vocabulary_is_fitted_on_training_texts_only_and_ranked_by_count() -> None:
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10))
+    assert f.vocabulary == ["movie", "good", "bad", "acting", "plot"]  # count desc, then alphabetical
+    X = f.transform(["excellent movie"])  # 'excellent' never seen in training: no column
+    assert X.shape == (1, 5) and X.nnz == 1
+
+
+def test_skip_top_min_count_and_ngrams() -> None:
+    cfg = FeaturizerConfig(kind="bow", max_tokens=2, skip_top=1)
+    assert fit_featurizer(TRAIN, cfg).vocabulary == ["good", "bad"]
+    cfg = FeaturizerConfig(kind="bow", max_tokens=10, min_count=2)
+    assert fit_featurizer(TRAIN, cfg).vocabulary == ["movie", "good", "bad"]
+    cfg = FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2), min_count=2)
+    assert "good movie" not in fit_featurizer(TRAIN, cfg).vocabulary
+    assert (
+        "movie movie"
+        in fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2))).vocabulary
+    )
+
+
+def test_multi_hot_and_tfidf_weights() -> None:
+    hot = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"))
+    assert set(hot.transform(TRAIN).data.tolist()) == {1.0}
+    tf = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="tfidf", sublinear_tf=True))
+    ref = TfidfVectorizer(
+        tokenizer=tokenize, token_pattern=None, lowercase=False, sublinear_tf=True, vocabulary=tf.vocabulary
+    ).fit(TRAIN)
+    texts = ["good movie, good plot", "bad bad acting"]
+    np.testing.assert_allclose(tf.transform(texts).toarray(), ref.transform(texts).toarray(), rtol=1e-5)
+
+
+def test_sequences_pad_like_keras() -> None:
+    import keras
+
+    rows = [[5, 6, 7, 8], [9], []]
+    for padding in ("pre", "post"):
+        for truncating in ("pre", "post"):
+            ours = pad(rows, 3, padding, truncating)
+            theirs = keras.utils.pad_sequences(rows, maxlen=3, padding=padding, truncating=truncating)
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_sequences_use_reserved_ids() -> None:
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4))
+    assert f.vocabulary == ["movie", "good"]
+    assert f.input_dim == 4  # padding + OOV + 2 words
+    seq = f.transform(["good unknown movie"])
+    assert seq.tolist() == [[0, 3, OOV_ID, 2]]
+
+
+def test_json_round_trip_gives_the_same_transform() -> None:
+    for cfg in (
+        FeaturizerConfig(kind="bow", max_tokens=20, ngram_range=(1, 2), mode="tfidf"),
+        FeaturizerConfig(kind="seq", max_tokens=20, maxlen=5, padding="post"),
+    ):
+        f = fit_featurizer(TRAIN, cfg)
+        back = Featurizer.from_json(f.to_json())
+        assert back.to_json() == f.to_json()
+        a, b = f.transform(TRAIN), back.transform(TRAIN)
+        a = a.toarray() if hasattr(a, "toarray") else a
+        b = b.toarray() if hasattr(b, "toarray") else b
+        np.testing.assert_array_equal(a, b)
+
+
+def test_transform_rejects_a_bare_string() -> None:
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=5))
+    with pytest.raises(TypeError):
+        f.transform("good movie")

@@ -1,0 +1,49 @@
+"""Outputs are written atomically and deterministically."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from stages.common.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes, write_json
+
+
+def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_failed_directory_write_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "features"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "train.npz").write_bytes(b"x")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npz_is_byte_identical_and_scipy_readable(tmp_path: Path) -> None:
+    m = sp.random(20, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    arrays = {**features_to_npz(m), "y": np.arange(20, dtype=np.int8), "id": np.array([f"r{i}" for i in range(20)])}
+    first = npz_bytes(arrays)
+    time.sleep(1.1)  # numpy.savez would stamp a new time here
+    assert npz_bytes(arrays) == first
+    path = tmp_path / "x.npz"
+    path.write_bytes(first)
+    loaded = load_npz(path)
+    back = features_from_npz(loaded)
+    assert (back != m).nnz == 0
+    assert list(loaded["id"]) == [f"r{i}" for i in range(20)]
+    # scipy's own reader understands the same file when only the matrix is stored
+    only = tmp_path / "m.npz"
+    only.write_bytes(npz_bytes({k[2:]: v for k, v in features_to_npz(m).items()} | {"format": np.array("csr")}))
+    assert (sp.load_npz(only) != m).nnz == 0

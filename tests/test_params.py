@@ -1,0 +1,73 @@
+"""Params are validated before any work, with the key path in every message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.common.features import FeaturizerConfig
+from stages.common.models import ModelConfig
+from stages.common.params import ParamsError, flatten, load_params, parse, section, seed_from
+from stages.prepare import DatasetConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_flatten_uses_dotted_names() -> None:
+    assert flatten({"mlp": {"units": 16, "opt": {"lr": 0.1}}, "models": ["a"]}) == {
+        "mlp.units": 16,
+        "mlp.opt.lr": 0.1,
+        "models": ["a"],
+    }
+
+
+def test_project_params_parse() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert seed_from(params) == params["base"]["seed"]
+    for model in params["models"]:
+        parse(FeaturizerConfig, section(params, f"vectorize.{model}"), f"vectorize.{model}")
+        parse(ModelConfig, section(params, model), model)
+    for name, data in params["datasets"].items():
+        parse(DatasetConfig, data, f"datasets.{name}")
+
+
+@pytest.mark.parametrize(
+    ("cls", "data", "message"),
+    [
+        (ModelConfig, {"architecture": "lstm", "epochs": -1}, "lstm.epochs: must be >= 1"),
+        (ModelConfig, {"architecture": "lstm", "unitz": 3}, "lstm.unitz: unknown key"),
+        (ModelConfig, {"architecture": "lstm", "units": "many"}, "lstm.units: expected an integer"),
+        (ModelConfig, {"architecture": "lstm", "units": 2.5}, "lstm.units: expected an integer"),
+        (ModelConfig, {"architecture": "gru"}, "lstm.architecture: 'gru' is not one of"),
+        (ModelConfig, {"architecture": "mlp", "hidden_units": []}, "lstm.hidden_units: an MLP needs"),
+        (ModelConfig, {"architecture": "lstm", "dropout": 1.5}, "lstm.dropout: must be in [0, 1)"),
+        (ModelConfig, {"units": 3}, "lstm.architecture: required key is missing"),
+        (FeaturizerConfig, {"kind": "seq", "max_tokens": 10, "maxlen": 0}, "lstm.maxlen: must be > 0"),
+        (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "skip_top": 10}, "lstm.skip_top: must be smaller"),
+        (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "ngram_range": [2, 1]}, "lstm.ngram_range"),
+        (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "ngram_range": [1]}, "lstm.ngram_range: expected 2"),
+        (DatasetConfig, {"format": "reviews", "source": "x", "label_column": "y", "test_size": 1.0}, "test_size"),
+        (DatasetConfig, {"format": "reviews", "source": "x"}, "lstm.label_column: give exactly one"),
+    ],
+)
+def test_bad_values_name_the_key(cls: type, data: dict, message: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse(cls, data, "lstm")
+    assert message in str(err.value)
+
+
+def test_seed_must_be_a_non_negative_integer() -> None:
+    with pytest.raises(ParamsError, match=r"base\.seed"):
+        seed_from({"base": {"seed": "42"}})
+    with pytest.raises(ParamsError, match=r"missing key 'base\.seed'"):
+        seed_from({"base": {}})
+
+
+def test_unreadable_params_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("base: [unclosed\n")
+    with pytest.raises(ParamsError, match=str(bad)):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "missing.yaml")

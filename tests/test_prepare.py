@@ -1,0 +1,151 @@
+"""prepare: reading the aclImdb archive and reviews tables, labels, splits, data card."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.common.cli import DataError
+from stages.prepare import DatasetConfig, data_card, prepare_reviews, read_aclimdb, read_reviews_file
+from tests.synthetic import aclimdb_members, write_tar
+
+IMDB = DatasetConfig(format="aclimdb", source="unused")
+YELP = DatasetConfig(
+    format="reviews", source="unused", text_column="text", rating_column="stars", negative_max=2, positive_min=4
+)
+
+
+def test_aclimdb_is_read_from_the_archive(imdb_archive: Path) -> None:
+    raw = read_aclimdb(imdb_archive)
+    df = prepare_reviews(raw, IMDB, seed=0)
+    assert len(df) == 120
+    assert df.groupby(["split", "label"]).size().to_dict() == {
+        ("test", 0): 30,
+        ("test", 1): 30,
+        ("train", 0): 30,
+        ("train", 1): 30,
+    }
+    first = df.iloc[0]
+    assert first["id"].startswith("train/neg/0_")
+    assert first["rating"] == float(first["id"].rsplit("_", 1)[1])
+    assert (df.loc[df.label == 1, "rating"] >= 7).all() and (df.loc[df.label == 0, "rating"] <= 4).all()
+    assert not df["text"].str.contains("<br").any()  # markup normalised to newlines
+    assert df["text"].str.contains("\n").all()
+
+
+def test_aclimdb_refuses_links_and_ignores_unsafe_names(tmp_path: Path) -> None:
+    members = aclimdb_members(per_class=2)
+    members["../../evil.txt"] = b"x"
+    members["/etc/evil_1.txt"] = b"x"
+    ok = write_tar(tmp_path / "ok.tar.gz", members)
+    assert len(read_aclimdb(ok)) == 8  # odd names are never read, let alone extracted
+    assert not (tmp_path.parent / "evil.txt").exists()
+    linked = write_tar(tmp_path / "l.tar.gz", members, links={"aclImdb/train/pos/99_9.txt": "/etc/passwd"})
+    with pytest.raises(DataError, match="link or special file"):
+        read_aclimdb(linked)
+
+
+def test_truncated_archive_names_the_file(imdb_archive: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(imdb_archive.read_bytes()[: imdb_archive.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cut\.tar\.gz: corrupt or truncated archive"):
+        read_aclimdb(cut)
+    with pytest.raises(DataError, match="no aclImdb"):
+        read_aclimdb(write_tar(tmp_path / "empty.tar.gz", {"other/file.txt": b"x"}))
+
+
+def test_strict_decoding_names_the_member(tmp_path: Path) -> None:
+    members = aclimdb_members(per_class=2)
+    members["aclImdb/train/pos/0_9.txt"] = b"caf\xe9 great"
+    archive = write_tar(tmp_path / "latin1.tar.gz", members)
+    with pytest.raises(DataError, match=r"0_9\.txt.*not valid UTF-8"):
+        read_aclimdb(archive, encoding_errors="strict")
+    df = read_aclimdb(archive, encoding_errors="replace")
+    assert "caf\ufffd great" in df["text"].tolist()
+
+
+def test_ratings_become_polarity_and_a_seeded_stratified_split(yelp_csv: Path) -> None:
+    raw = read_reviews_file(yelp_csv)
+    df = prepare_reviews(raw, YELP, seed=7)
+    kept = raw[raw["stars"] != 3]
+    assert len(df) == len(kept)
+    assert (df["label"] == (kept["stars"].to_numpy() >= 4)).all()
+    test = df[df.split == "test"]
+    assert abs(len(test) / len(df) - 0.2) < 0.02
+    assert abs(test["label"].mean() - df["label"].mean()) < 0.05  # stratified
+    again = prepare_reviews(raw, YELP, seed=7)
+    other = prepare_reviews(raw, YELP, seed=8)
+    assert again.equals(df)
+    assert not other["split"].equals(df["split"])
+
+
+def test_label_column_and_split_column_are_used(tmp_path: Path) -> None:
+    raw = pd.DataFrame(
+        {"body": ["good", "bad", "fine", "awful"], "y": [1, 0, "1", "0"], "part": ["train", "train", "test", "test"]}
+    )
+    cfg = DatasetConfig(format="reviews", source="x", text_column="body", label_column="y", split_column="part")
+    df = prepare_reviews(raw, cfg, seed=0)
+    assert df["label"].tolist() == [1, 0, 1, 0]
+    assert df["split"].tolist() == ["train", "train", "test", "test"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "cfg_kwargs", "message"),
+    [
+        (pd.DataFrame({"review": ["a"]}), {"label_column": "y"}, "column 'text' not found"),
+        (
+            pd.DataFrame({"text": ["a", "b"], "y": [1, 2]}),
+            {"label_column": "y"},
+            "column 'y' row 1: label 2 is not 0 or 1",
+        ),
+        (pd.DataFrame({"text": ["a", "  ", "c", "d"], "y": [1, 0, 1, 0]}), {"label_column": "y"}, "row 1: empty text"),
+        (
+            pd.DataFrame({"text": list("abcd"), "y": [1, 1, 1, 0], "s": ["train", "train", "test", "test"]}),
+            {"label_column": "y", "split_column": "s"},
+            "train split has one class only",
+        ),
+        (
+            pd.DataFrame({"text": list("abcd"), "y": [1, 0, 1, 0], "s": ["train"] * 4}),
+            {"label_column": "y", "split_column": "s"},
+            "test split is empty",
+        ),
+        (
+            pd.DataFrame({"text": list("ab"), "y": [1, 0], "s": ["train", "dev"]}),
+            {"label_column": "y", "split_column": "s"},
+            "split 'dev' is not train/test",
+        ),
+        (
+            pd.DataFrame({"text": list("ab"), "stars": ["5", "n/a"]}),
+            {"rating_column": "stars", "negative_max": 2, "positive_min": 4},
+            "rating 'n/a' is not a number",
+        ),
+    ],
+)
+def test_bad_tables_name_file_row_and_column(raw: pd.DataFrame, cfg_kwargs: dict, message: str) -> None:
+    cfg = DatasetConfig(format="reviews", source="x", **cfg_kwargs)
+    with pytest.raises(DataError, match=r"reviews\.csv") as err:
+        prepare_reviews(raw, cfg, seed=0, where="reviews.csv")
+    assert message in str(err.value)
+
+
+def test_non_utf8_csv_follows_the_policy(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b'text,stars\n"caf\xe9 fine",5\n')
+    with pytest.raises(DataError, match=r"r\.csv\.gz: not valid UTF-8"):
+        read_reviews_file(path, "strict")
+    assert read_reviews_file(path, "replace")["text"].tolist() == ["caf\ufffd fine"]
+
+
+def test_data_card_counts(yelp_csv: Path) -> None:
+    df = prepare_reviews(read_reviews_file(yelp_csv), YELP, seed=0)
+    card = data_card(df, "yelp")
+    assert card["rows"] == len(df)
+    assert sum(s["rows"] for s in card["splits"].values()) == len(df)
+    assert card["splits"]["train"]["positive"] == int(((df.split == "train") & (df.label == 1)).sum())
+    assert card["text_chars"]["max"] == int(df["text"].str.len().max())
+    assert card["positive_fraction"] == pytest.approx(float(np.mean(df["label"])), abs=1e-6)

@@ -1,0 +1,107 @@
+"""track: the run plan (pure) and the MLflow tracker on a local sqlite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages.common.tracking import RunPlan, default_tracking_uri, project_root
+from stages.track import ModelState, lock_checksums, plan_runs
+
+PARAMS = {"base": {"seed": 1}, "models": ["mlp"], "mlp": {"hidden_units": [16, 16], "dropout": 0.5}, "x": None}
+CARD = {"splits": {"train": {"rows": 10}, "test": {"rows": 4}}, "source": {"sha256": "abc"}}
+LOCK = {
+    "stages": {
+        "prepare@imdb": {"outs": [{"path": "data/prepared/imdb.parquet", "md5": "m1"}]},
+        "prepare@imdb2": {"outs": [{"path": "data/prepared/imdb2.parquet", "md5": "zz"}]},
+        "vectorize@imdb-mlp": {"outs": [{"path": "data/features/imdb/mlp", "md5": "m2.dir"}]},
+        "prepare@yelp": {"outs": [{"path": "data/prepared/yelp.parquet", "md5": "m3"}]},
+    }
+}
+
+
+def _state(tmp_path: Path) -> ModelState:
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [0.6, 0.4], "val_loss": [0.65, 0.5]})
+    art = tmp_path / "metrics.json"
+    art.write_text("{}")
+    return ModelState(
+        name="mlp",
+        summary={"best_epoch": 2, "note": "text is skipped"},
+        metrics={"accuracy": 0.9, "confusion": {"tp": 3}},
+        history=history,
+        artifacts=[art],
+        model_file=tmp_path / "mlp.keras",
+        featurizer_file=tmp_path / "featurizer.json",
+    )
+
+
+def test_lock_checksums_select_the_dataset() -> None:
+    assert lock_checksums(LOCK, "imdb") == {
+        "data/features/imdb/mlp": "m2.dir",
+        "data/prepared/imdb.parquet": "m1",
+    }
+
+
+def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
+    plan = plan_runs(
+        "imdb",
+        PARAMS,
+        CARD,
+        [_state(tmp_path)],
+        lock=LOCK,
+        git={"commit": "0123456789abcdef", "dirty": "true"},
+        env={"DVC_EXP_NAME": "exp-1"},
+    )
+    assert plan.name == "imdb @ 01234567+dirty"
+    assert plan.params["mlp.hidden_units"] == "[16, 16]"
+    assert plan.params["x"] == "null"
+    assert plan.tags["dvc.exp_name"] == "exp-1"
+    assert plan.tags["dvc.md5.data/prepared/imdb.parquet"] == "m1"
+    assert plan.tags["mlflow.source.git.commit"] == "0123456789abcdef"
+    assert plan.metrics["mlp.test_accuracy"] == 0.9
+    assert plan.metrics["data.train_rows"] == 10
+    (child,) = plan.children
+    assert child.params == plan.params
+    assert child.metrics == {"test_accuracy": 0.9, "test_confusion.tp": 3.0, "train_best_epoch": 2.0}
+    assert child.step_metrics == {"loss": [0.6, 0.4], "val_loss": [0.65, 0.5]}
+    assert child.tags["model"] == "mlp" and "dvc.baseline_rev" not in child.tags
+    assert child.model is not None and child.model.keras_file.name == "mlp.keras"
+
+
+def test_tracking_uri_defaults_to_sqlite_in_the_real_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    exp_dir = tmp_path / "proj" / ".dvc" / "tmp" / "exps" / "tmpabc"
+    exp_dir.mkdir(parents=True)
+    assert project_root(exp_dir) == (tmp_path / "proj").resolve()
+    assert default_tracking_uri(project_root(exp_dir)) == f"sqlite:///{(tmp_path / 'proj').resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert default_tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
+    import mlflow
+
+    from stages.common.tracking import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    art = tmp_path / "card.json"
+    art.write_text("{}")
+    child = RunPlan(
+        name="imdb/mlp",
+        params={"a": "1"},
+        metrics={"test_accuracy": 0.9},
+        step_metrics={"loss": [0.5, 0.4, 0.3]},
+        tags={"model": "mlp"},
+    )
+    parent = RunPlan(name="imdb @ x", params={"a": "1"}, artifacts=[(art, "")], children=[child])
+    ids = MlflowTracker(uri, artifact_root=tmp_path / "artifacts").record("sentiment-imdb", parent)
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(ids["imdb/mlp"])
+    assert run.data.tags["mlflow.parentRunId"] == ids["imdb @ x"]
+    assert run.data.metrics["test_accuracy"] == 0.9
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [0.5, 0.4, 0.3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
+    assert [a.path for a in client.list_artifacts(ids["imdb @ x"])] == ["card.json"]
+    assert (tmp_path / "artifacts").is_dir()

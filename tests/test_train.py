@@ -1,0 +1,103 @@
+"""train: tiny models on generated data; seeded and deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.common.features import FeaturizerConfig, fit_featurizer
+from stages.common.models import ModelConfig, load_model, predict_proba
+from stages.train import train_model, validation_indices
+from tests.synthetic import reviews_frame
+
+MLP = ModelConfig(
+    architecture="mlp",
+    hidden_units=[8],
+    kernel_initializer="uniform",
+    dropout=0.1,
+    epochs=2,
+    batch_size=32,
+    validation_split=0.25,
+    learning_rate=0.01,
+)
+LSTM = ModelConfig(
+    architecture="lstm", embedding_dim=8, units=4, epochs=1, batch_size=32, validation_split=0.25, dropout=0.1
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[str], np.ndarray]:
+    df = reviews_frame(240, seed=3)
+    df = df[df.stars != 3]
+    return df["text"].tolist(), (df["stars"].to_numpy() >= 4).astype(np.int64)
+
+
+def _fit(cfg: ModelConfig, kind: str, corpus, seed: int):
+    texts, y = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24))
+    X = f.transform(texts)
+    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24 if kind == "seq" else None, seed=seed)
+    return result, predict_proba(result.model, X)
+
+
+@pytest.mark.parametrize(("cfg", "kind"), [(MLP, "bow"), (LSTM, "seq")], ids=["mlp", "lstm"])
+def test_same_seed_same_model_other_seed_other_model(cfg: ModelConfig, kind: str, corpus) -> None:
+    first, p1 = _fit(cfg, kind, corpus, seed=1)
+    _, p2 = _fit(cfg, kind, corpus, seed=1)
+    _, p3 = _fit(cfg, kind, corpus, seed=2)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.array_equal(p1, p3)
+    assert list(first.history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert len(first.history) == cfg.epochs
+    assert first.summary["train_rows"] + first.summary["validation_rows"] == len(corpus[1])
+
+
+def test_mlp_learns_the_generated_cues(corpus) -> None:
+    cfg = ModelConfig(
+        architecture="mlp",
+        hidden_units=[8],
+        epochs=15,
+        batch_size=16,
+        learning_rate=0.01,
+        validation_split=0.25,
+        early_stopping_patience=None,
+    )
+    result, proba = _fit(cfg, "bow", corpus, seed=0)
+    accuracy = float(((proba >= 0.5) == corpus[1]).mean())
+    assert accuracy > 0.9, result.history
+
+
+def test_early_stopping_restores_the_best_epoch(corpus) -> None:
+    cfg = ModelConfig(
+        architecture="mlp",
+        hidden_units=[32],
+        epochs=40,
+        batch_size=8,
+        learning_rate=0.05,
+        validation_split=0.3,
+        early_stopping_patience=1,
+    )
+    result, _ = _fit(cfg, "bow", corpus, seed=0)
+    hist = result.history
+    assert len(hist) < 40
+    assert result.summary["best_epoch"] == int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert result.summary["best_epoch"] == len(hist) - 1  # patience 1: stopped one epoch after the best
+
+
+def test_validation_split_is_stratified_and_seeded() -> None:
+    y = np.array([0] * 80 + [1] * 20)
+    fit, val = validation_indices(y, 0.25, seed=5)
+    assert len(val) == 25 and y[val].sum() == 5
+    assert np.array_equal(val, validation_indices(y, 0.25, seed=5)[1])
+    assert set(fit).isdisjoint(val)
+
+
+def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
+    result, proba = _fit(MLP, "bow", corpus, seed=1)
+    path = tmp_path / "m.keras"
+    result.model.save(path)
+    texts, _ = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    np.testing.assert_allclose(predict_proba(load_model(path), f.transform(texts)), proba, rtol=1e-6)
