@@ -46,8 +46,9 @@ class ModelState:
     name: str
     summary: dict[str, Any]
     metrics: dict[str, Any]
+    explain: dict[str, Any]
     history: pd.DataFrame
-    artifacts: list[Path]
+    artifacts: list[tuple[Path, str]]  # (file, MLflow artifact directory)
     model_file: Path
     featurizer_file: Path
 
@@ -71,10 +72,11 @@ def plan_runs(
     card: Mapping[str, Any],
     models: Sequence[ModelState],
     *,
+    correlate: Mapping[str, Any] | None = None,
     lock: Mapping[str, Any],
     git: Mapping[str, str],
     env: Mapping[str, str],
-    run_artifacts: Sequence[Path] = (),
+    run_artifacts: Sequence[tuple[Path, str]] = (),
     threshold: float = 0.5,
 ) -> RunPlan:
     """Build the parent/child run tree for one dataset. Pure: no MLflow, no file access."""
@@ -95,24 +97,33 @@ def plan_runs(
         name=f"{dataset} @ {commit}{'+dirty' if tags['git.dirty'] == 'true' else ''}",
         params=flat,
         tags={**tags, "run.kind": "pipeline"},
-        artifacts=[(p, "") for p in run_artifacts],
+        artifacts=list(run_artifacts),
     )
     parent.metrics.update({f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()})
     for m in models:
         test = {f"test_{k}": float(v) for k, v in flatten(m.metrics).items() if isinstance(v, int | float)}
         train = {f"train_{k}": float(v) for k, v in m.summary.items() if isinstance(v, int | float)}
+        trust = {f"explain_{k}": float(v) for k, v in m.explain.items() if _number(v)}
+        trust.update(
+            {f"correlate_{k}": float(v) for k, v in ((correlate or {}).get(m.name) or {}).items() if _number(v)}
+        )
         parent.metrics.update({f"{m.name}.{k}": v for k, v in test.items() if "confusion" not in k})
+        parent.metrics.update({f"{m.name}.{k}": v for k, v in trust.items()})
         child = RunPlan(
             name=f"{dataset}/{m.name}",
             params=flat,
-            metrics={**test, **train},
+            metrics={**test, **train, **trust},
             step_metrics={c: m.history[c].astype(float).tolist() for c in m.history.columns if c != "epoch"},
             tags={**tags, "run.kind": "model", "model": m.name},
-            artifacts=[(p, "") for p in m.artifacts],
+            artifacts=list(m.artifacts),
             model=ModelArtifact(keras_file=m.model_file, featurizer_file=m.featurizer_file, threshold=threshold),
         )
         parent.children.append(child)
     return parent
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v  # not NaN
 
 
 def track(dataset: str, plan: RunPlan, tracker: Tracker, experiment: str) -> dict[str, str]:
@@ -120,27 +131,36 @@ def track(dataset: str, plan: RunPlan, tracker: Tracker, experiment: str) -> dic
     return tracker.record(experiment, plan)
 
 
+def _files(directory: Path, artifact_dir: str) -> list[tuple[Path, str]]:
+    if not directory.is_dir():
+        return []
+    return [(f, artifact_dir) for f in sorted(directory.iterdir()) if f.is_file() and not f.name.startswith(".")]
+
+
 def load_model_state(
     name: str, reports: Path, models_dir: Path, features_dir: Path, plot_dirs: Sequence[Path]
 ) -> ModelState:
-    """Collect what train and evaluate wrote for one model.
+    """Collect what train, evaluate and explain wrote for one model.
 
-    ``reports/<model>/`` holds its metrics; each plot directory holds ``<model>.*``
-    (the first one, the training history, is also read for step metrics).
+    ``reports/<model>/`` holds its metrics, ``reports/explain/<model>/`` its explanations,
+    and each plot directory ``<model>.*`` (the training history is read for step metrics).
     """
     model_reports = reports / name
     plot_files = [f for d in plot_dirs for f in sorted(Path(d).glob(f"{name}.*")) if f.is_file()]
-    history = next((f for f in plot_files if f.suffix == ".csv" and "epoch" in f.read_text().split("\n", 1)[0]), None)
+    history = next((f for f in plot_files if f.suffix == ".csv" and f.read_text().startswith("epoch,")), None)
     if history is None:
         raise cli.DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
+    explain_file = model_reports / "explain.json"
     return ModelState(
         name=name,
         summary=read_json(model_reports / "train.json"),
         metrics=read_json(model_reports / "metrics.json"),
+        explain=read_json(explain_file) if explain_file.is_file() else {},
         history=pd.read_csv(history),
-        artifacts=sorted(p for p in model_reports.iterdir() if p.is_file() and not p.name.startswith("."))
-        + plot_files
-        + [features_dir / name / FEATURIZER_FILE],
+        artifacts=_files(model_reports, "")
+        + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
+        + _files(reports / "explain" / name, "explain")
+        + [(features_dir / name / FEATURIZER_FILE, "")],
         model_file=models_dir / f"{name}.keras",
         featurizer_file=features_dir / name / FEATURIZER_FILE,
     )
@@ -154,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--models", type=Path, required=True, help="the dataset's trained models directory")
     p.add_argument("--features", type=Path, required=True, help="the dataset's features directory")
     p.add_argument("--plots", type=Path, nargs="+", default=[], help="directories holding <model>.* plot files")
+    p.add_argument("--report", type=Path, help="the dataset's HTML report")
     p.add_argument("--lock", type=Path, default=Path("dvc.lock"))
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
@@ -165,12 +186,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     card = read_json(card_path)
     lock = yaml.safe_load(args.lock.read_text(encoding="utf-8")) if args.lock.is_file() else {}
     states = [load_model_state(m, args.reports, args.models, args.features, args.plots) for m in model_names]
-    run_artifacts = [p for p in (args.params, args.lock, card_path, Path("dvc.yaml")) if p.is_file()]
+    correlate_file = args.reports / "correlate.json"
+    run_files = [args.params, args.lock, card_path, Path("dvc.yaml"), correlate_file, args.report]
+    run_artifacts = [(f, "") for f in run_files if f is not None and f.is_file()]
+    run_artifacts += _files(args.reports / "correlate", "correlate")
     plan = plan_runs(
         args.dataset,
         params,
         card,
         states,
+        correlate=read_json(correlate_file) if correlate_file.is_file() else None,
         lock=lock,
         git=git_state(),
         env=os.environ,

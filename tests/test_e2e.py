@@ -42,6 +42,9 @@ TINY = {
         "batch_size": 32,
         "validation_split": 0.25,
     },
+    "select": {"n_reviews": 3},
+    "explain": {"num_samples": 60, "faithfulness_k": [1, 2]},
+    "correlate": {"max_tokens": 100, "skip_top": 2, "top_n": 10},
 }
 
 
@@ -121,9 +124,11 @@ def mlflow_runs(proj: Path) -> list:
     return client.search_runs(exps, max_results=1000) if exps else []
 
 
-ALL_STAGES = {
-    f"{k}@{d}-{m}" for k in ("vectorize", "train", "evaluate") for d in ("imdb", "yelp") for m in ("mlp", "lstm")
-} | {f"{k}@{d}" for k in ("prepare", "track") for d in ("imdb", "yelp")}
+PER_MODEL = ("vectorize", "train", "evaluate", "explain")
+PER_DATASET = ("prepare", "select", "correlate", "report", "track")
+ALL_STAGES = {f"{k}@{d}-{m}" for k in PER_MODEL for d in ("imdb", "yelp") for m in ("mlp", "lstm")} | {
+    f"{k}@{d}" for k in PER_DATASET for d in ("imdb", "yelp")
+}
 
 
 def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
@@ -143,6 +148,18 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
                 assert (proj / f"reports/plots/{kind}/{d}/{m}.{ext}").is_file()
+            explained = json.loads((proj / f"reports/{d}/explain/{m}/explanations.json").read_text())
+            assert len(explained) == 3 and all(len(e["words"]) > 0 for e in explained)
+            trust = json.loads((proj / f"reports/{d}/{m}/explain.json").read_text())
+            assert {"aopc_comprehensiveness", "aopc_comprehensiveness_random", "stability_top10_jaccard"} <= set(trust)
+        ids = {
+            m: [e["review_id"] for e in json.loads((proj / f"reports/{d}/explain/{m}/explanations.json").read_text())]
+            for m in ("mlp", "lstm")
+        }
+        assert ids["mlp"] == ids["lstm"]  # both models explained on the same reviews
+        assert (proj / f"reports/{d}/correlate/correlations.csv").is_file()
+        page = (proj / f"reports/html/{d}.html").read_text()
+        assert "SP-LIME" in page and "<script" not in page
     shown = json.loads(dvc(proj, "metrics", "show", "--json"))
     files = next(iter(shown.values()))["data"]
     assert {f"reports/{d}/{m}/metrics.json" for d in ("imdb", "yelp") for m in ("mlp", "lstm")} <= set(files)
@@ -166,7 +183,10 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert [h.step for h in history] == [1]
     parent_id = lstm.data.tags["mlflow.parentRunId"]
     parent_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent_id)}
-    assert {"params.yaml", "dvc.lock", "data_card.json"} <= parent_artifacts
+    assert {"params.yaml", "dvc.lock", "data_card.json", "imdb.html", "correlate"} <= parent_artifacts
+    child_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(lstm.info.run_id)}
+    assert {"explain", "plots", "featurizer.json", "metrics.json"} <= child_artifacts
+    assert "explain_aopc_comprehensiveness" in lstm.data.metrics
     model = mlflow.pyfunc.load_model(f"runs:/{lstm.info.run_id}/model")
     scored = model.predict(__import__("pandas").DataFrame({"text": ["great fun", "awful mess"]}))
     assert list(scored.columns) == ["proba", "label"] and len(scored) == 2
@@ -186,14 +206,11 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert "lstm.units" in dvc(proj, "params", "diff")
     second = dvc(proj, "repro")
-    assert ran(second) == {
-        "train@imdb-lstm",
-        "train@yelp-lstm",
-        "evaluate@imdb-lstm",
-        "evaluate@yelp-lstm",
-        "track@imdb",
-        "track@yelp",
-    }
+    # select re-runs (the LSTM's predictions changed) but picks the same reviews, so the
+    # MLP's explanations are not redone
+    lstm_stages = {f"{k}@{d}-lstm" for k in ("train", "evaluate", "explain") for d in ("imdb", "yelp")}
+    dataset_stages = {f"{k}@{d}" for k in ("select", "correlate", "report", "track") for d in ("imdb", "yelp")}
+    assert ran(second) == lstm_stages | dataset_stages
     runs = mlflow_runs(proj)
     assert len(runs) == 12
     newest = max((r for r in runs if r.data.tags.get("model") == "lstm"), key=lambda r: r.info.start_time)

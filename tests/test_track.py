@@ -30,8 +30,9 @@ def _state(tmp_path: Path) -> ModelState:
         name="mlp",
         summary={"best_epoch": 2, "note": "text is skipped"},
         metrics={"accuracy": 0.9, "confusion": {"tp": 3}},
+        explain={"mean_fit_r2": 0.5, "faithfulness_k": [1, 2]},
         history=history,
-        artifacts=[art],
+        artifacts=[(art, "")],
         model_file=tmp_path / "mlp.keras",
         featurizer_file=tmp_path / "featurizer.json",
     )
@@ -51,6 +52,7 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
         CARD,
         [_state(tmp_path)],
         lock=LOCK,
+        correlate={"mlp": {"spearman": 0.4, "x": None}},
         git={"commit": "0123456789abcdef", "dirty": "true"},
         env={"DVC_EXP_NAME": "exp-1"},
     )
@@ -64,7 +66,14 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
     assert plan.metrics["data.train_rows"] == 10
     (child,) = plan.children
     assert child.params == plan.params
-    assert child.metrics == {"test_accuracy": 0.9, "test_confusion.tp": 3.0, "train_best_epoch": 2.0}
+    assert child.metrics == {
+        "test_accuracy": 0.9,
+        "test_confusion.tp": 3.0,
+        "train_best_epoch": 2.0,
+        "explain_mean_fit_r2": 0.5,
+        "correlate_spearman": 0.4,
+    }
+    assert plan.metrics["mlp.explain_mean_fit_r2"] == 0.5
     assert child.step_metrics == {"loss": [0.6, 0.4], "val_loss": [0.65, 0.5]}
     assert child.tags["model"] == "mlp" and "dvc.baseline_rev" not in child.tags
     assert child.model is not None and child.model.keras_file.name == "mlp.keras"

@@ -1,0 +1,205 @@
+"""LIME text explanations and their faithfulness, on top of the one featurizer.
+
+Semantics are those of ``lime.lime_text.LimeTextExplainer``: perturb a review by removing
+all occurrences of randomly chosen words, weight samples by an exponential kernel on the
+cosine distance, and fit a weighted linear surrogate. The ``lime`` package seeds once
+per explainer, so explaining several reviews with one explainer makes each explanation
+depend on the ones before it; :func:`review_seed` derives a seed per review from
+``random_state`` and the review id instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# LIME splits text into the words it perturbs with this; it keeps inner apostrophes
+# ("don't") together like the featurizer's tokenizer does.
+SPLIT_EXPRESSION = r"[^\w']+"
+
+ProbaFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def review_seed(random_state: int, review_id: str) -> int:
+    """A 32-bit seed that depends only on ``random_state`` and the review id."""
+    digest = hashlib.sha256(f"{random_state}:{review_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def two_column(proba_positive: ProbaFn) -> Callable[[Sequence[str]], np.ndarray]:
+    """LIME's ``classifier_fn`` contract: texts → ``(n, 2)`` class probabilities."""
+
+    def classifier_fn(texts: Sequence[str]) -> np.ndarray:
+        p = np.asarray(proba_positive(list(texts)), dtype=np.float64).reshape(-1)
+        return np.column_stack([1.0 - p, p])
+
+    return classifier_fn
+
+
+@dataclass
+class Explanation:
+    """One review's explanation (weights are for the positive class)."""
+
+    review_id: str
+    label: int
+    proba: float
+    predicted: int
+    local_pred: float
+    intercept: float
+    score: float
+    words: list[tuple[str, float]]
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def top_words(self, k: int) -> list[str]:
+        """The ``k`` words with the largest absolute weight."""
+        return [w for w, _ in sorted(self.words, key=lambda wv: -abs(wv[1]))[:k]]
+
+    def supporting(self, k: int) -> list[str]:
+        """Up to ``k`` words pushing towards the predicted class, strongest first."""
+        sign = 1 if self.predicted == 1 else -1
+        ranked = sorted((wv for wv in self.words if sign * wv[1] > 0), key=lambda wv: -sign * wv[1])
+        return [w for w, _ in ranked[:k]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "review_id": self.review_id,
+            "label": self.label,
+            "proba": round(self.proba, 6),
+            "predicted": self.predicted,
+            "local_pred": round(self.local_pred, 6),
+            "intercept": round(self.intercept, 6),
+            "score": round(self.score, 6),
+            "words": [[w, round(v, 6)] for w, v in self.words],
+            **self.extra,
+        }
+
+
+def explain_text(
+    text: str,
+    review_id: str,
+    label: int,
+    proba_positive: ProbaFn,
+    *,
+    random_state: int,
+    num_features: int = 10,
+    num_samples: int = 5000,
+    kernel_width: float = 25.0,
+) -> Explanation:
+    """Explain one review with LIME, seeded from ``random_state`` and its id."""
+    import time
+
+    from lime.lime_text import LimeTextExplainer
+
+    explainer = LimeTextExplainer(
+        kernel_width=kernel_width,
+        class_names=["negative", "positive"],
+        split_expression=SPLIT_EXPRESSION,
+        bow=True,
+        random_state=review_seed(random_state, review_id),
+    )
+    start = time.perf_counter()
+    exp = explainer.explain_instance(
+        text, two_column(proba_positive), labels=(1,), num_features=num_features, num_samples=num_samples
+    )
+    seconds = time.perf_counter() - start
+    proba = float(exp.predict_proba[1])
+    return Explanation(
+        review_id=review_id,
+        label=int(label),
+        proba=proba,
+        predicted=int(proba >= 0.5),
+        local_pred=float(np.ravel(exp.local_pred)[0]),
+        intercept=float(exp.intercept[1]),
+        score=float(exp.score),
+        words=[(str(w), float(v)) for w, v in exp.as_list(label=1)],
+        seconds=seconds,
+    )
+
+
+def remove_words(text: str, words: Sequence[str], keep_only: bool = False) -> str:
+    """Delete every occurrence of ``words`` (or of all other words) the way LIME perturbs."""
+    from lime.lime_text import IndexedString
+
+    s = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)
+    index = {w: i for i, w in enumerate(s.inverse_vocab)}
+    chosen = {index[w] for w in words if w in index}
+    ids = [i for i in range(s.num_words()) if (i in chosen) != keep_only]
+    return s.inverse_removing(ids)
+
+
+def vocabulary_of(text: str) -> list[str]:
+    """The distinct words LIME would perturb in ``text``."""
+    from lime.lime_text import IndexedString
+
+    return list(IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True).inverse_vocab)
+
+
+def deletion_curves(
+    texts: Sequence[str],
+    ranked_words: Sequence[Sequence[str]],
+    predicted: Sequence[int],
+    proba_positive: ProbaFn,
+    ks: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """ERASER comprehensiveness and sufficiency for each review × k (DeYoung et al. 2020).
+
+    comprehensiveness_k = p(ŷ | review) − p(ŷ | review without its top-k words)
+    sufficiency_k       = p(ŷ | review) − p(ŷ | only its top-k words)
+    One batched prediction covers every perturbed text.
+    """
+    batch = list(texts)
+    for text, words in zip(texts, ranked_words, strict=True):
+        for k in ks:
+            batch.append(remove_words(text, words[:k]))
+            batch.append(remove_words(text, words[:k], keep_only=True))
+    p = np.asarray(proba_positive(batch), dtype=np.float64)
+    n, m = len(texts), len(ks)
+    sign = np.where(np.asarray(predicted) == 1, 1.0, -1.0)
+    base = p[:n]
+    rest = p[n:].reshape(n, m, 2)
+    # probability of the predicted class = p if ŷ = 1 else 1 − p; differences flip sign
+    comp = sign[:, None] * (base[:, None] - rest[:, :, 0])
+    suff = sign[:, None] * (base[:, None] - rest[:, :, 1])
+    return {"comprehensiveness": comp, "sufficiency": suff}
+
+
+def aopc(curve: np.ndarray) -> float:
+    """Area over the perturbation curve: the mean over reviews and k bins."""
+    return float(np.mean(curve)) if curve.size else float("nan")
+
+
+def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    """|A ∩ B| / |A ∪ B| (1.0 for two empty sets)."""
+    sa, sb = set(a), set(b)
+    return 1.0 if not sa and not sb else len(sa & sb) / len(sa | sb)
+
+
+def submodular_pick(explanations: Sequence[Explanation], budget: int) -> list[int]:
+    """SP-LIME (Ribeiro et al. 2016): greedily pick explanations covering important words.
+
+    Word importance is ``sqrt(sum_i |W_ij|)`` over all explanations; each step adds the
+    explanation that most increases the total importance of the words covered.
+    """
+    vocab = sorted({w for e in explanations for w, _ in e.words})
+    index = {w: j for j, w in enumerate(vocab)}
+    W = np.zeros((len(explanations), len(vocab)))
+    for i, e in enumerate(explanations):
+        for w, v in e.words:
+            W[i, index[w]] = abs(v)
+    importance = np.sqrt(W.sum(axis=0))
+    chosen: list[int] = []
+    covered = np.zeros(len(vocab), dtype=bool)
+    for _ in range(min(budget, len(explanations))):
+        gains = [
+            -1.0 if i in chosen else float(importance[(W[i] > 0) & ~covered].sum()) for i in range(len(explanations))
+        ]
+        best = int(np.argmax(gains))
+        chosen.append(best)
+        covered |= W[best] > 0
+    return chosen

@@ -1,0 +1,76 @@
+"""HTML building blocks for the reports. Review text is untrusted: everything is escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from stages.common.explaining import SPLIT_EXPRESSION
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:72em;margin:auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
+    ".review{border:1px solid #ddd;padding:.6em;margin:.4em 0 1em;white-space:pre-wrap}"
+    ".meta{color:#555;font-size:.9em}img{max-width:100%}.row{display:flex;flex-wrap:wrap;gap:1em}"
+)
+
+
+def esc(value: Any) -> str:
+    """Escape any value for HTML text or attribute context."""
+    return html.escape(str(value), quote=True)
+
+
+def page(title: str, body: Iterable[str]) -> str:
+    """A complete, self-contained HTML page."""
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def img(png: bytes, alt: str) -> str:
+    """An inline (base64) PNG image."""
+    return f"<img alt='{esc(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def table(df: pd.DataFrame, floats: str = "{:.4f}") -> str:
+    """An escaped HTML table."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    rows = []
+    for _, row in df.iterrows():
+        cells = "".join(f"<td>{esc(floats.format(v) if isinstance(v, float) else v)}</td>" for v in row.tolist())
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def highlighted_reviews(texts: Mapping[str, str], explanations: Sequence[Mapping[str, Any]]) -> str:
+    """Reviews with their LIME words highlighted (green toward positive, red toward negative)."""
+    out = []
+    for e in explanations:
+        weights = {w: float(v) for w, v in e["words"]}
+        lim = max((abs(v) for v in weights.values()), default=1.0) or 1.0
+        body = []
+        for piece in re.split(f"({SPLIT_EXPRESSION})", texts[e["review_id"]]):
+            if piece in weights:
+                v = weights[piece]
+                colour = "46,125,50" if v > 0 else "198,40,40"
+                body.append(
+                    f"<span style='background:rgba({colour},{0.15 + 0.7 * abs(v) / lim:.2f})' "
+                    f"title='{v:+.4f}'>{esc(piece)}</span>"
+                )
+            else:
+                body.append(esc(piece))
+        label = "positive" if e["label"] else "negative"
+        pred = "positive" if e["predicted"] else "negative"
+        out.append(
+            f"<div class='meta'>{esc(e['review_id'])} · true {label} · predicted {pred} "
+            f"(p(positive)={float(e['proba']):.3f}) · fit R²={float(e['score']):.2f}</div>"
+            f"<div class='review'>{''.join(body)}</div>"
+        )
+    return "\n".join(out)

@@ -1,0 +1,171 @@
+"""correlate: word–label correlation, cross-checked against what the models rely on.
+
+Per dataset. As in the original analysis: the presence of every vocabulary word in the
+training reviews (multi-hot bag-of-words, vocabulary ``max_tokens`` after skipping the
+``skip_top`` most frequent, fitted on the training split by the pipeline's featurizer) is
+correlated with the label (Pearson on binary data, i.e. phi); the top positive and negative
+words are drawn as a lollipop chart and the full table is written as CSV.
+
+Cross-check: for each model, the Spearman rank correlation between its global LIME word
+weight (mean over the explained reviews) and the word–label correlation, and the words a
+model leans on heavily although they barely correlate with the label — the "zombie",
+"death", "drugs" of the original analysis, words a person must look at.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from stages.common import cli
+from stages.common.features import FeaturizerConfig, fit_featurizer
+from stages.common.io import atomic_path, write_json
+from stages.common.params import check, load_params, parse, section
+from stages.common.store import read_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CorrelateConfig:
+    """``correlate:`` params."""
+
+    max_tokens: int = 2000
+    skip_top: int = 20
+    top_n: int = 50
+    suspicious_max_abs_corr: float = 0.05
+    suspicious_min_importance_quantile: float = 0.75
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.top_n >= 1, f"{path}.top_n", f"must be >= 1, got {self.top_n}")
+        check(0 <= self.suspicious_max_abs_corr <= 1, f"{path}.suspicious_max_abs_corr", "must be in [0, 1]")
+        check(
+            0 <= self.suspicious_min_importance_quantile <= 1,
+            f"{path}.suspicious_min_importance_quantile",
+            "must be in [0, 1]",
+        )
+        FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, skip_top=self.skip_top).validate(path)
+
+
+def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: CorrelateConfig) -> pd.DataFrame:
+    """Phi (Pearson) correlation of each word's presence with the label, highest first. Pure."""
+    featurizer = fit_featurizer(
+        texts, FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, skip_top=cfg.skip_top, mode="multi_hot")
+    )
+    X = featurizer.transform(texts)
+    y = np.asarray(labels, dtype=np.float64)
+    n = X.shape[0]
+    docs = np.asarray(X.sum(axis=0)).ravel()  # reviews containing the word
+    docs_pos = np.asarray(X.T @ y).ravel()  # ... that are positive
+    px, py = docs / n, y.mean()
+    cov = docs_pos / n - px * py
+    denom = np.sqrt(px * (1 - px) * py * (1 - py))
+    corr = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
+    df = pd.DataFrame({"word": featurizer.vocabulary, "correlation": corr, "reviews": docs.astype(int)})
+    return df.sort_values(["correlation", "word"], ascending=[False, True]).reset_index(drop=True)
+
+
+def cross_check(
+    corr: pd.DataFrame, importance: pd.DataFrame, cfg: CorrelateConfig
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Agreement of one model's LIME weights with the correlations, and suspicious words. Pure.
+
+    ``importance`` has columns ``word``, ``importance`` (mean |weight|) and ``mean_weight``.
+    LIME words are matched case-insensitively to the vocabulary; words outside it count as
+    uncorrelated (correlation 0).
+    """
+    imp = importance.assign(key=importance["word"].str.lower())
+    imp = imp.groupby("key", as_index=False).agg(importance=("importance", "sum"), mean_weight=("mean_weight", "mean"))
+    table = imp.merge(corr.rename(columns={"word": "key"}), on="key", how="left")
+    table["in_vocabulary"] = table["correlation"].notna()
+    table["correlation"] = table["correlation"].fillna(0.0)
+    both = table[table["in_vocabulary"]]
+    rho = float(stats.spearmanr(both["mean_weight"], both["correlation"]).statistic) if len(both) > 2 else float("nan")
+    threshold = float(table["importance"].quantile(cfg.suspicious_min_importance_quantile)) if len(table) else 0.0
+    suspicious = table[
+        (table["importance"] >= threshold) & (table["correlation"].abs() <= cfg.suspicious_max_abs_corr)
+    ].sort_values("importance", ascending=False)
+    suspicious = suspicious.rename(columns={"key": "word"})[
+        ["word", "importance", "mean_weight", "correlation", "in_vocabulary"]
+    ]
+    metrics = {
+        "spearman_lime_vs_correlation": round(rho, 6) if np.isfinite(rho) else None,
+        "words_explained": len(table),
+        "words_in_vocabulary": len(both),
+        "suspicious_words": len(suspicious),
+    }
+    return metrics, suspicious.reset_index(drop=True)
+
+
+def lollipop_png(corr: pd.DataFrame, top_n: int, title: str) -> bytes:
+    """The original analysis's chart: top positive and negative words, guide lines at 0, ±0.25."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = pd.concat([corr.head(top_n), corr.tail(top_n)]).drop_duplicates("word")
+    top = top.sort_values("correlation")
+    colours = np.where(top["correlation"] > 0, "#2e7d32", "#c62828")
+    fig, ax = plt.subplots(figsize=(6, max(4, 0.13 * len(top))))
+    y = np.arange(len(top))
+    ax.hlines(y, 0, top["correlation"], color=colours, lw=1)
+    ax.scatter(top["correlation"], y, color=colours, s=12, zorder=3)
+    for x in (-0.25, 0, 0.25):
+        ax.axvline(x, color="#132F5E", lw=0.6, ls="--")
+    ax.set_yticks(y, top["word"], fontsize=6)
+    ax.set_xlabel("correlation of word presence with a positive label (phi)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.correlate --name imdb --table ... --explanations <dir> --out <dir> --metrics ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--explanations", type=Path, required=True, help="the explain root (<dir>/<model>/global_words.csv)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True)
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    cfg = parse(CorrelateConfig, params.get("correlate", {}), "correlate")
+    table = read_table(args.table)
+    train = table[table["split"] == "train"]
+    corr = word_label_correlation(train["text"].tolist(), train["label"].to_numpy(), cfg)
+    metrics: dict[str, Any] = {
+        "vocabulary": len(corr),
+        "max_abs_correlation": round(float(corr["correlation"].abs().max()), 6),
+    }
+    suspicious: dict[str, pd.DataFrame] = {}
+    for model in section(params, "models"):
+        importance = pd.read_csv(args.explanations / model / "global_words.csv", keep_default_na=False)
+        metrics[model], suspicious[model] = cross_check(corr, importance, cfg)
+    log.info("%s: %s", args.name, metrics)
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        corr.to_csv(tmp / "correlations.csv", index=False, float_format="%.6f")
+        (tmp / "lollipop.png").write_bytes(
+            lollipop_png(corr, cfg.top_n, f"{args.name}: feature correlation rank (training split)")
+        )
+        pd.concat([df.assign(model=m) for m, df in suspicious.items()], ignore_index=True).to_csv(
+            tmp / "suspicious_words.csv", index=False, float_format="%.6f"
+        )
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    cli.run("correlate", main)

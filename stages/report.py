@@ -1,0 +1,169 @@
+"""report: one self-contained HTML page per dataset, readable without running anything.
+
+Data card, metrics of every model, confusion matrices, ROC and training curves, LIME
+explanation charts and heatmaps, the SP-LIME pick, faithfulness and stability figures,
+the word–label correlation chart and the suspicious-word table. Images are embedded;
+review text is escaped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.common import cli, render
+from stages.common.io import read_json, write_text
+from stages.common.params import load_params, section
+from stages.common.store import read_table
+
+log = logging.getLogger(__name__)
+
+METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+TRUST = (
+    ("seconds_per_explanation", "seconds per explanation"),
+    ("mean_fit_r2", "mean surrogate fit (R²)"),
+    ("stability_top10_jaccard", "stability: top-10 Jaccard, two seeds"),
+    ("aopc_comprehensiveness", "comprehensiveness AOPC (LIME words)"),
+    ("aopc_comprehensiveness_random", "comprehensiveness AOPC (random words)"),
+    ("aopc_sufficiency", "sufficiency AOPC (LIME words; lower is better)"),
+    ("aopc_sufficiency_random", "sufficiency AOPC (random words)"),
+)
+
+
+def _curves_png(frames: dict[str, pd.DataFrame], x: str, ys: Sequence[str], title: str, diagonal: bool) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, df in frames.items():
+        for y in ys:
+            ax.plot(df[x], df[y], label=f"{name} {y}" if len(ys) > 1 else name, marker="o" if len(df) < 30 else None)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=0.8)
+    ax.set_xlabel(x)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def build_report(dataset: str, data: dict[str, Any]) -> str:
+    """The page, from everything the earlier stages wrote (already loaded). Pure."""
+    card, models = data["card"], data["models"]
+    e = render.esc
+    body = [f"<h1>Sentiment models on {e(dataset)}: accuracy and trust</h1>"]
+    body.append(
+        "<p>Every figure on this page comes from the files the DVC pipeline wrote (see "
+        "<code>dvc.yaml</code>); the params are in <code>params.yaml</code> and MLflow.</p>"
+    )
+    body.append("<h2>Data</h2>")
+    splits = pd.DataFrame(
+        [{"split": s, **v} for s, v in card["splits"].items()], columns=["split", "rows", "negative", "positive"]
+    )
+    body.append(render.table(splits))
+    src = card.get("source") or {}
+    body.append(
+        f"<p>Source: <code>{e(src.get('location', '?'))}</code> (via {e(src.get('via', '?'))}, "
+        f"sha256 <code>{e(src.get('sha256', '?'))}</code>). Median review length "
+        f"{e(card['text_words']['median'])} words.</p>"
+    )
+    body.append("<h2>Test metrics</h2>")
+    rows = [{"model": m, **{k: d["metrics"][k] for k in METRICS}} for m, d in models.items()]
+    body.append(render.table(pd.DataFrame(rows)))
+    body.append("<h3>Confusion matrices (prediction × truth, % of each true class)</h3><div class='row'>")
+    body += [render.img(d["confusion_png"], f"{m} confusion matrix") for m, d in models.items()]
+    body.append("</div><h3>ROC curves and training curves</h3><div class='row'>")
+    body.append(
+        render.img(_curves_png({m: d["roc"] for m, d in models.items()}, "fpr", ["tpr"], "ROC (test)", True), "ROC")
+    )
+    for m, d in models.items():
+        body.append(
+            render.img(_curves_png({m: d["history"]}, "epoch", ["loss", "val_loss"], f"{m}: loss per epoch", False), m)
+        )
+    body.append("</div>")
+    body.append("<h2>Why the models decide: LIME</h2>")
+    trust = [{"measure": label, **{m: d["explain_metrics"].get(k) for m, d in models.items()}} for k, label in TRUST]
+    body.append(render.table(pd.DataFrame(trust)))
+    body.append(
+        "<p>Comprehensiveness: drop in the predicted class's probability when a review's top-k LIME words are "
+        "removed (higher: the words matter). Sufficiency: drop when only those words are kept (lower: they "
+        f"suffice). Averaged over k ∈ {e(next(iter(models.values()))['explain_metrics'].get('faithfulness_k'))} "
+        "(AOPC), next to the same for k random words of the review.</p>"
+    )
+    for m, d in models.items():
+        body.append(f"<h3>{e(m)}</h3>")
+        body.append(render.img(d["features_png"], f"{m} LIME feature importance"))
+        body.append(render.img(d["heatmap_png"], f"{m} LIME heatmap"))
+        body.append(f"<h4>SP-LIME pick ({len(d['sp_pick'])} representative explanations)</h4>")
+        picked = [x for x in d["explanations"] if x["review_id"] in d["sp_pick"]]
+        body.append(render.highlighted_reviews(data["texts"], picked))
+        body.append("<h4>Global word importance (top 20)</h4>")
+        body.append(render.table(d["global_words"].head(20)))
+    body.append("<h2>Do the words make sense? Word–label correlation</h2>")
+    body.append(render.img(data["lollipop_png"], "feature correlation rank"))
+    corr_metrics = data["correlate_metrics"]
+    agree = [{"model": m, **corr_metrics.get(m, {})} for m in models]
+    body.append(render.table(pd.DataFrame(agree)))
+    body.append(
+        "<p>Suspicious words: a model leans on them heavily (top quarter of LIME importance) although their "
+        "presence barely correlates with the label. A person should look at these.</p>"
+    )
+    body.append(render.table(data["suspicious"]))
+    return render.page(f"{dataset}: sentiment models report", body)
+
+
+def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
+    """Read every file the report shows."""
+    table = read_table(args.table)
+    data: dict[str, Any] = {"card": read_json(args.reports / "data_card.json"), "models": {}}
+    ids: set[str] = set()
+    for m in models:
+        ex_dir = args.reports / "explain" / m
+        explanations = read_json(ex_dir / "explanations.json")
+        ids |= {x["review_id"] for x in explanations}
+        data["models"][m] = {
+            "metrics": read_json(args.reports / m / "metrics.json"),
+            "explain_metrics": read_json(args.reports / m / "explain.json"),
+            "confusion_png": (args.plots / "confusion" / args.dataset / f"{m}.png").read_bytes(),
+            "roc": pd.read_csv(args.plots / "roc" / args.dataset / f"{m}.csv"),
+            "history": pd.read_csv(args.plots / "history" / args.dataset / f"{m}.csv"),
+            "features_png": (ex_dir / "features.png").read_bytes(),
+            "heatmap_png": (ex_dir / "heatmap.png").read_bytes(),
+            "explanations": explanations,
+            "sp_pick": read_json(ex_dir / "sp_pick.json")["review_ids"],
+            "global_words": pd.read_csv(ex_dir / "global_words.csv", keep_default_na=False),
+        }
+    data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
+    data["lollipop_png"] = (args.reports / "correlate" / "lollipop.png").read_bytes()
+    data["suspicious"] = pd.read_csv(args.reports / "correlate" / "suspicious_words.csv", keep_default_na=False)
+    data["correlate_metrics"] = read_json(args.reports / "correlate.json")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.report --dataset imdb --table ... --reports ... --plots ... --out ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--reports", type=Path, required=True, help="the dataset's reports directory")
+    p.add_argument("--plots", type=Path, required=True, help="the plots root (<kind>/<dataset>/<model>.*)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    models = section(load_params(args.params), "models")
+    html_text = build_report(args.dataset, load_inputs(args, models))
+    write_text(args.out, html_text)
+    log.info("%s: report written (%d kB)", args.dataset, len(html_text) // 1024)
+
+
+if __name__ == "__main__":
+    cli.run("report", main)

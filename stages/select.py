@@ -1,0 +1,81 @@
+"""select: which test reviews to explain, the same ones for every model of a dataset.
+
+Per dataset. ``select.method``: the ``first`` N reviews of the test split, a seeded
+``random`` sample, reviews ``misclassified`` by any model (seeded sample), or a seeded
+``pool`` for the explain stage's ``submodular`` (SP-LIME) pick. The ids go to a small
+JSON file: when another model's predictions change but the selection does not, the file
+is byte-identical and DVC does not re-run the explanations that read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from stages.common import cli
+from stages.common.cli import DataError
+from stages.common.io import write_json
+from stages.common.params import check, load_params, parse, seed_from
+from stages.common.store import read_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """``select:`` params."""
+
+    method: Literal["first", "random", "misclassified", "submodular"] = "random"
+    n_reviews: int = 10
+    pool_size: int = 30
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.n_reviews >= 1, f"{path}.n_reviews", f"must be >= 1, got {self.n_reviews}")
+        check(self.pool_size >= self.n_reviews, f"{path}.pool_size", "must be >= n_reviews")
+
+
+def select_reviews(test_ids: Sequence[str], wrong_ids: set[str], cfg: SelectConfig, seed: int) -> list[str]:
+    """Ids to explain, in test-split order. Pure and model-independent."""
+    ids = list(test_ids)
+    rng = np.random.default_rng(seed)
+    if cfg.method == "first":
+        return ids[: cfg.n_reviews]
+    if cfg.method == "misclassified":
+        pool = [i for i in ids if i in wrong_ids]
+        if not pool:
+            raise DataError("select.method is 'misclassified', but no model misclassifies any test review")
+    else:
+        pool = ids
+    size = cfg.pool_size if cfg.method == "submodular" else cfg.n_reviews
+    chosen = rng.choice(len(pool), size=min(size, len(pool)), replace=False)
+    return [pool[i] for i in sorted(chosen)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.select --table ... --predictions <dir> --out <ids.json>``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True, help="directory of every model's test predictions")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    cfg = parse(SelectConfig, params.get("select", {}), "select")
+    table = read_table(args.table)
+    wrong: set[str] = set()
+    for f in sorted(Path(args.predictions).glob("*.parquet")):
+        pred = pd.read_parquet(f)
+        wrong |= set(pred.loc[pred["label"] != pred["predicted"], "id"])
+    ids = select_reviews(table.loc[table["split"] == "test", "id"].tolist(), wrong, cfg, seed_from(params))
+    log.info("selected %d reviews (%s)", len(ids), cfg.method)
+    write_json(args.out, {"method": cfg.method, "n_reviews": cfg.n_reviews, "review_ids": ids})
+
+
+if __name__ == "__main__":
+    cli.run("select", main)

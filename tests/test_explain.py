@@ -1,0 +1,119 @@
+"""select + explain: the LIME contract, the deletion metrics on a known model, escaping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.common import render
+from stages.common.explaining import (
+    Explanation,
+    deletion_curves,
+    explain_text,
+    jaccard,
+    remove_words,
+    review_seed,
+    submodular_pick,
+)
+from stages.explain import ExplainConfig, explain_reviews, features_png, global_importance, heatmap_png, highlight_html
+from stages.select import SelectConfig, select_reviews
+
+WEIGHTS = {"great": 3.0, "awful": -3.0, "fun": 1.0}
+
+
+def linear_model(texts):
+    """A known model: logistic of the summed weights of the words present."""
+    out = []
+    for t in texts:
+        words = set(t.lower().replace(".", " ").split())
+        out.append(1 / (1 + np.exp(-sum(WEIGHTS.get(w, 0.0) for w in words))))
+    return np.array(out)
+
+
+TEXT = "the plot was great and the cast was fun but the ending was long"
+
+
+def test_same_random_state_same_explanation_different_state_different() -> None:
+    a = explain_text(TEXT, "r1", 1, linear_model, random_state=7, num_samples=300)
+    b = explain_text(TEXT, "r1", 1, linear_model, random_state=7, num_samples=300)
+    c = explain_text(TEXT, "r1", 1, linear_model, random_state=8, num_samples=300)
+    assert a.words == b.words and a.score == b.score
+    assert a.words != c.words
+    assert a.top_words(1) == ["great"] and a.words[0][1] > 0
+    assert a.proba == pytest.approx(float(linear_model([TEXT])[0]))
+
+
+def test_an_explanation_does_not_depend_on_what_was_explained_before() -> None:
+    alone = explain_text(TEXT, "r2", 1, linear_model, random_state=3, num_samples=200)
+    explain_text("awful awful film", "r1", 0, linear_model, random_state=3, num_samples=200)
+    after = explain_text(TEXT, "r2", 1, linear_model, random_state=3, num_samples=200)
+    assert alone.words == after.words
+    assert review_seed(3, "r1") != review_seed(3, "r2") and review_seed(3, "r1") == review_seed(3, "r1")
+
+
+def test_deletion_metrics_on_a_known_model() -> None:
+    p_full = float(linear_model([TEXT])[0])
+    p_without_great = float(linear_model([remove_words(TEXT, ["great"])])[0])
+    p_only_great = float(linear_model(["great"])[0])
+    curves = deletion_curves([TEXT], [["great", "fun"]], [1], linear_model, ks=[1, 2])
+    assert curves["comprehensiveness"][0, 0] == pytest.approx(p_full - p_without_great)
+    assert curves["sufficiency"][0, 0] == pytest.approx(p_full - p_only_great)
+    # with both words removed only the neutral words are left: p = 0.5
+    assert curves["comprehensiveness"][0, 1] == pytest.approx(p_full - 0.5)
+    # a negative prediction: the predicted class is negative, so removing "awful" lowers p(negative)
+    neg = deletion_curves(["awful plot"], [["awful"]], [0], linear_model, ks=[1])
+    assert neg["comprehensiveness"][0, 0] == pytest.approx((1 - linear_model(["awful plot"])[0]) - 0.5)
+
+
+def test_explain_reviews_measures_faithfulness_above_random() -> None:
+    rng = np.random.default_rng(0)
+    filler = ["the", "a", "plot", "cast", "film", "story", "was", "and", "it", "of"]
+    texts = [" ".join([*rng.choice(filler, 12), w]) for w in ("great", "awful", "fun", "great")]
+    reviews = pd.DataFrame({"id": [f"r{i}" for i in range(4)], "text": texts, "label": [1, 0, 1, 1]})
+    cfg = ExplainConfig(num_samples=200, faithfulness_k=[1, 2])
+    explanations, metrics = explain_reviews(reviews, linear_model, cfg, random_state=1)
+    assert [e.review_id for e in explanations] == ["r0", "r1", "r2", "r3"]
+    assert metrics["aopc_comprehensiveness"] > metrics["aopc_comprehensiveness_random"]
+    assert metrics["aopc_sufficiency"] < metrics["aopc_sufficiency_random"]
+    assert 0 <= metrics["stability_top10_jaccard"] <= 1
+    picked, _ = explain_reviews(reviews, linear_model, cfg, random_state=1, submodular_n=2)
+    assert len(picked) == 2
+    imp = global_importance(explanations)
+    assert imp.iloc[0]["word"] in {"great", "awful"}
+    assert features_png(explanations, "t").startswith(b"\x89PNG")
+    assert heatmap_png(explanations, "t").startswith(b"\x89PNG")
+
+
+def test_submodular_pick_covers_different_words() -> None:
+    def ex(i: int, words: dict[str, float]) -> Explanation:
+        return Explanation(f"r{i}", 1, 0.9, 1, 0.9, 0.0, 1.0, list(words.items()))
+
+    exps = [ex(0, {"great": 1.0, "fun": 0.5}), ex(1, {"great": 0.9, "fun": 0.4}), ex(2, {"awful": -0.8})]
+    assert submodular_pick(exps, 2) == [0, 2]
+    assert jaccard(["a", "b"], ["b", "c"]) == pytest.approx(1 / 3)
+
+
+def test_selection_is_model_independent_and_seeded() -> None:
+    ids = [f"t{i}" for i in range(50)]
+    cfg = SelectConfig(method="random", n_reviews=5)
+    first = select_reviews(ids, set(), cfg, seed=1)
+    assert first == select_reviews(ids, set(), cfg, seed=1) != select_reviews(ids, set(), cfg, seed=2)
+    assert first == sorted(first, key=ids.index)
+    assert select_reviews(ids, set(), SelectConfig(method="first", n_reviews=3), 0) == ["t0", "t1", "t2"]
+    wrong = {"t3", "t7", "t9"}
+    assert set(select_reviews(ids, wrong, SelectConfig(method="misclassified", n_reviews=2), 0)) <= wrong
+    assert len(select_reviews(ids, set(), SelectConfig(method="submodular", n_reviews=2, pool_size=9), 0)) == 9
+
+
+def test_review_text_is_escaped_in_html() -> None:
+    evil = "great <script>alert('x')</script> <img src=x onerror=alert(1)> fun"
+    reviews = pd.DataFrame({"id": ["<b>id</b>"], "text": [evil], "label": [1]})
+    e = explain_text(evil, "<b>id</b>", 1, linear_model, random_state=0, num_samples=100)
+    for page in (
+        highlight_html(reviews, [e], "t <script>"),
+        render.page("x", [render.highlighted_reviews({"<b>id</b>": evil}, [e.to_dict()])]),
+        render.table(pd.DataFrame({"word": ["<script>alert(1)</script>"], "v": [1.0]})),
+    ):
+        assert "<script" not in page and "<img" not in page and "<b>id" not in page
+        assert "&lt;" in page  # shown as text, not markup
