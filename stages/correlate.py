@@ -7,14 +7,14 @@ correlated with the label (Pearson on binary data, i.e. phi); the top positive a
 words are drawn as a lollipop chart and the full table is written as CSV.
 
 Cross-check: for each model, the Spearman rank correlation between its global LIME word
-weight (mean over the explained reviews) and the word–label correlation, and the words a
-model leans on heavily although they barely correlate with the label — the "zombie",
+weight (mean over the explained reviews) and the word–label correlation of the same word
+(measured for every explained word, charted or not), and the words a model leans on
+heavily although they barely correlate with the label — the "zombie",
 "death", "drugs" of the original analysis, words a person must look at.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stages.common import cli
-from stages.common.features import FeaturizerConfig, fit_featurizer
+from stages.common import cli, render
+from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
 from stages.common.io import atomic_path, write_json
 from stages.common.params import check, load_params, parse, section
 from stages.common.store import read_table
@@ -56,10 +56,11 @@ class CorrelateConfig:
         FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, skip_top=self.skip_top).validate(path)
 
 
-def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: CorrelateConfig) -> pd.DataFrame:
-    """Phi (Pearson) correlation of each word's presence with the label, highest first. Pure."""
-    featurizer = fit_featurizer(
-        texts, FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, skip_top=cfg.skip_top, mode="multi_hot")
+def phi(texts: Sequence[str], labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
+    """Phi (Pearson on binary data) of each word's presence with the label. Pure."""
+    featurizer = Featurizer(
+        config=FeaturizerConfig(kind="bow", max_tokens=max(len(vocabulary), 1), mode="multi_hot"),
+        vocabulary=list(vocabulary),
     )
     X = featurizer.transform(texts)
     y = np.asarray(labels, dtype=np.float64)
@@ -70,37 +71,47 @@ def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: Correl
     cov = docs_pos / n - px * py
     denom = np.sqrt(px * (1 - px) * py * (1 - py))
     corr = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
-    df = pd.DataFrame({"word": featurizer.vocabulary, "correlation": corr, "reviews": docs.astype(int)})
+    return pd.DataFrame({"word": list(vocabulary), "correlation": corr, "reviews": docs.astype(int)})
+
+
+def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: CorrelateConfig) -> pd.DataFrame:
+    """The original analysis: phi for the top ``max_tokens`` words after ``skip_top``, highest first. Pure."""
+    featurizer = fit_featurizer(
+        texts, FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, skip_top=cfg.skip_top, mode="multi_hot")
+    )
+    df = phi(texts, labels, featurizer.vocabulary)
     return df.sort_values(["correlation", "word"], ascending=[False, True]).reset_index(drop=True)
 
 
 def cross_check(
-    corr: pd.DataFrame, importance: pd.DataFrame, cfg: CorrelateConfig
+    corr: pd.DataFrame, importance: pd.DataFrame, cfg: CorrelateConfig, chart_vocabulary: set[str] | None = None
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Agreement of one model's LIME weights with the correlations, and suspicious words. Pure.
 
-    ``importance`` has columns ``word``, ``importance`` (mean |weight|) and ``mean_weight``.
-    LIME words are matched case-insensitively to the vocabulary; words outside it count as
-    uncorrelated (correlation 0).
+    ``importance`` has columns ``word``, ``importance`` (mean |weight|) and ``mean_weight``;
+    ``corr`` has the phi of (at least) every explained word, matched case-insensitively.
+    ``in_chart`` tells whether a word is among the charted top words.
     """
     imp = importance.assign(key=importance["word"].str.lower())
     imp = imp.groupby("key", as_index=False).agg(importance=("importance", "sum"), mean_weight=("mean_weight", "mean"))
-    table = imp.merge(corr.rename(columns={"word": "key"}), on="key", how="left")
-    table["in_vocabulary"] = table["correlation"].notna()
+    table = imp.merge(corr[["word", "correlation"]].rename(columns={"word": "key"}), on="key", how="left")
+    table["measured"] = table["correlation"].notna()
     table["correlation"] = table["correlation"].fillna(0.0)
-    both = table[table["in_vocabulary"]]
+    chart = chart_vocabulary if chart_vocabulary is not None else set(corr["word"])
+    table["in_chart"] = table["key"].isin(chart)
+    both = table[table["measured"]]
     rho = float(stats.spearmanr(both["mean_weight"], both["correlation"]).statistic) if len(both) > 2 else float("nan")
     threshold = float(table["importance"].quantile(cfg.suspicious_min_importance_quantile)) if len(table) else 0.0
     suspicious = table[
         (table["importance"] >= threshold) & (table["correlation"].abs() <= cfg.suspicious_max_abs_corr)
     ].sort_values("importance", ascending=False)
     suspicious = suspicious.rename(columns={"key": "word"})[
-        ["word", "importance", "mean_weight", "correlation", "in_vocabulary"]
+        ["word", "importance", "mean_weight", "correlation", "in_chart"]
     ]
     metrics = {
         "spearman_lime_vs_correlation": round(rho, 6) if np.isfinite(rho) else None,
         "words_explained": len(table),
-        "words_in_vocabulary": len(both),
+        "words_measured": len(both),
         "suspicious_words": len(suspicious),
     }
     return metrics, suspicious.reset_index(drop=True)
@@ -108,10 +119,7 @@ def cross_check(
 
 def lollipop_png(corr: pd.DataFrame, top_n: int, title: str) -> bytes:
     """The original analysis's chart: top positive and negative words, guide lines at 0, ±0.25."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = render.pyplot()
 
     top = pd.concat([corr.head(top_n), corr.tail(top_n)]).drop_duplicates("word")
     top = top.sort_values("correlation")
@@ -126,10 +134,7 @@ def lollipop_png(corr: pd.DataFrame, top_n: int, title: str) -> bytes:
     ax.set_xlabel("correlation of word presence with a positive label (phi)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return render.png_bytes(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -151,9 +156,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "max_abs_correlation": round(float(corr["correlation"].abs().max()), 6),
     }
     suspicious: dict[str, pd.DataFrame] = {}
-    for model in section(params, "models"):
-        importance = pd.read_csv(args.explanations / model / "global_words.csv", keep_default_na=False)
-        metrics[model], suspicious[model] = cross_check(corr, importance, cfg)
+    importances = {
+        m: pd.read_csv(args.explanations / m / "global_words.csv", keep_default_na=False)
+        for m in section(params, "models")
+    }
+    explained = sorted({w.lower() for df in importances.values() for w in df["word"]})
+    explained_corr = phi(train["text"].tolist(), train["label"].to_numpy(), explained)
+    for model, importance in importances.items():
+        metrics[model], suspicious[model] = cross_check(explained_corr, importance, cfg, set(corr["word"]))
     log.info("%s: %s", args.name, metrics)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

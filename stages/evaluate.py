@@ -9,7 +9,6 @@ image. Per-review predictions go to a table the later stages and MLflow reuse.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from stages.common import cli
+from stages.common import cli, render
 from stages.common.cli import DataError
 from stages.common.io import atomic_path, write_bytes, write_json
 from stages.common.models import load_model, predict_proba
@@ -103,10 +102,7 @@ def evaluate_predictions(y_true: np.ndarray, proba: np.ndarray, cfg: EvaluateCon
 
 def confusion_png(metrics: dict[str, Any], title: str) -> bytes:
     """A confusion-matrix picture (prediction rows × truth columns, counts and % of truth)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = render.pyplot()
 
     c = metrics["confusion"]
     counts = np.array([[c["tn"], c["fn"]], [c["fp"], c["tp"]]])
@@ -129,10 +125,7 @@ def confusion_png(metrics: dict[str, Any], title: str) -> bytes:
     ax.set_ylabel("Prediction")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return render.png_bytes(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

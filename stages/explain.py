@@ -12,7 +12,6 @@ Jaccard across two seeds), mean surrogate fit and seconds per explanation.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,28 +149,12 @@ def global_importance(explanations: Sequence[Explanation]) -> pd.DataFrame:
 # ---------------------------------------------------------------- pictures and HTML
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 SUPPORT, CONTRADICT = "#2e7d32", "#c62828"
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def features_png(explanations: Sequence[Explanation], title: str) -> bytes:
     """Feature-importance bars per review (supports vs contradicts the predicted label)."""
-    plt = _plt()
+    plt = render.pyplot()
     n = len(explanations)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
@@ -195,12 +178,12 @@ def features_png(explanations: Sequence[Explanation], title: str) -> bytes:
         ax.axis("off")
     fig.suptitle(f"{title}\ngreen: supports the prediction, red: contradicts it", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return render.png_bytes(fig)
 
 
 def heatmap_png(explanations: Sequence[Explanation], title: str, max_words: int = 40) -> bytes:
     """Words × reviews heatmap of LIME weights (toward positive)."""
-    plt = _plt()
+    plt = render.pyplot()
     imp = global_importance(explanations).head(max_words)
     words = imp["word"].tolist()
     grid = np.full((len(words), len(explanations)), np.nan)
@@ -216,7 +199,7 @@ def heatmap_png(explanations: Sequence[Explanation], title: str, max_words: int 
     fig.colorbar(im, ax=ax, label="weight toward positive", shrink=0.6)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return render.png_bytes(fig)
 
 
 def highlight_html(reviews: pd.DataFrame, explanations: Sequence[Explanation], title: str) -> str:

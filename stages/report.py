@@ -8,7 +8,6 @@ review text is escaped.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +35,7 @@ TRUST = (
 
 
 def _curves_png(frames: dict[str, pd.DataFrame], x: str, ys: Sequence[str], title: str, diagonal: bool) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = render.pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, df in frames.items():
@@ -51,10 +47,7 @@ def _curves_png(frames: dict[str, pd.DataFrame], x: str, ys: Sequence[str], titl
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return render.png_bytes(fig)
 
 
 def build_report(dataset: str, data: dict[str, Any]) -> str:

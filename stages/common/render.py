@@ -74,3 +74,23 @@ def highlighted_reviews(texts: Mapping[str, str], explanations: Sequence[Mapping
             f"<div class='review'>{''.join(body)}</div>"
         )
     return "\n".join(out)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_bytes(fig: Any) -> bytes:
+    """Render and close a figure; PNG without a software stamp, so equal plots are equal files."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    pyplot().close(fig)
+    return buf.getvalue()
