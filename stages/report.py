@@ -126,7 +126,8 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
         ids |= {x["review_id"] for x in explanations}
         data["models"][m] = {
             "metrics": read_json(args.reports / m / "metrics.json"),
-            "explain_metrics": read_json(args.reports / m / "explain.json"),
+            "explain_metrics": read_json(args.reports / m / "explain.json")
+            | read_json(args.reports / m / "explain_timing.json"),
             "confusion_png": (args.plots / "confusion" / args.dataset / f"{m}.png").read_bytes(),
             "roc": pd.read_csv(args.plots / "roc" / args.dataset / f"{m}.csv"),
             "history": pd.read_csv(args.plots / "history" / args.dataset / f"{m}.csv"),

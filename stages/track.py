@@ -150,12 +150,12 @@ def load_model_state(
     history = next((f for f in plot_files if f.suffix == ".csv" and f.read_text().startswith("epoch,")), None)
     if history is None:
         raise cli.DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
-    explain_file = model_reports / "explain.json"
+    explain_files = [model_reports / "explain.json", model_reports / "explain_timing.json"]
     return ModelState(
         name=name,
         summary=read_json(model_reports / "train.json"),
         metrics=read_json(model_reports / "metrics.json"),
-        explain=read_json(explain_file) if explain_file.is_file() else {},
+        explain={k: v for f in explain_files if f.is_file() for k, v in read_json(f).items()},
         history=pd.read_csv(history),
         artifacts=_files(model_reports, "")
         + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
