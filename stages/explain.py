@@ -34,7 +34,7 @@ from stages.common.explaining import (
     submodular_pick,
     vocabulary_of,
 )
-from stages.common.io import atomic_path, dumps_json, read_json, write_json
+from stages.common.io import atomic_path, dumps_json, read_json, write_json, write_text
 from stages.common.models import load_model, predict_proba
 from stages.common.params import check, load_params, parse, seed_from
 from stages.common.store import load_featurizer, read_table
@@ -220,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="explanations directory")
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--timing", type=Path, required=True, help="seconds per explanation (.json)")
+    p.add_argument("--highlight", type=Path, required=True, help="reviews with highlighted words (.html)")
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = parse(ExplainConfig, params.get("explain", {}), "explain")
@@ -256,9 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         global_importance(explanations).to_csv(tmp / "global_words.csv", index=False, float_format="%.6f")
         (tmp / "features.png").write_bytes(features_png(explanations, f"{args.name}: LIME feature importance"))
         (tmp / "heatmap.png").write_bytes(heatmap_png(explanations, f"{args.name}: LIME weights, words × reviews"))
-        (tmp / "highlight.html").write_text(
-            highlight_html(reviews, explanations, f"{args.name}: LIME explanations"), encoding="utf-8"
-        )
+    write_text(args.highlight, highlight_html(reviews, explanations, f"{args.name}: LIME explanations"))
     write_json(args.metrics, metrics)
     write_json(args.timing, timing)
 

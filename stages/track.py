@@ -138,7 +138,12 @@ def _files(directory: Path, artifact_dir: str) -> list[tuple[Path, str]]:
 
 
 def load_model_state(
-    name: str, reports: Path, models_dir: Path, features_dir: Path, plot_dirs: Sequence[Path]
+    name: str,
+    reports: Path,
+    models_dir: Path,
+    features_dir: Path,
+    plot_dirs: Sequence[Path],
+    html_dir: Path | None = None,
 ) -> ModelState:
     """Collect what train, evaluate and explain wrote for one model.
 
@@ -160,6 +165,7 @@ def load_model_state(
         artifacts=_files(model_reports, "")
         + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
         + _files(reports / "explain" / name, "explain")
+        + ([(f, "explain") for f in sorted(html_dir.glob(f"{name}_*.html"))] if html_dir else [])
         + [(features_dir / name / FEATURIZER_FILE, "")],
         model_file=models_dir / f"{name}.keras",
         featurizer_file=features_dir / name / FEATURIZER_FILE,
@@ -174,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--models", type=Path, required=True, help="the dataset's trained models directory")
     p.add_argument("--features", type=Path, required=True, help="the dataset's features directory")
     p.add_argument("--plots", type=Path, nargs="+", default=[], help="directories holding <model>.* plot files")
-    p.add_argument("--report", type=Path, help="the dataset's HTML report")
+    p.add_argument("--html", type=Path, help="the dataset's HTML pages (report.html, <model>_*.html)")
     p.add_argument("--lock", type=Path, default=Path("dvc.lock"))
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
@@ -185,9 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     card_path = args.reports / "data_card.json"
     card = read_json(card_path)
     lock = yaml.safe_load(args.lock.read_text(encoding="utf-8")) if args.lock.is_file() else {}
-    states = [load_model_state(m, args.reports, args.models, args.features, args.plots) for m in model_names]
+    states = [load_model_state(m, args.reports, args.models, args.features, args.plots, args.html) for m in model_names]
     correlate_file = args.reports / "correlate.json"
-    run_files = [args.params, args.lock, card_path, Path("dvc.yaml"), correlate_file, args.report]
+    report = args.html / "report.html" if args.html else None
+    run_files = [args.params, args.lock, card_path, Path("dvc.yaml"), correlate_file, report]
     run_artifacts = [(f, "") for f in run_files if f is not None and f.is_file()]
     run_artifacts += _files(args.reports / "correlate", "correlate")
     plan = plan_runs(
