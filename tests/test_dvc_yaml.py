@@ -80,3 +80,12 @@ def test_stage_code_declares_no_paths() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
                 assert not node.value.startswith(("data/", "reports/")), f"{path}: {node.value!r}"
+
+
+def test_metrics_are_json_and_plots_are_committed(stages) -> None:
+    for stage in stages:
+        for out in stage.outs:
+            if out.metric:
+                assert out.def_path.endswith(".json"), f"{stage.name}: metric {out.def_path} is not JSON"
+            if out.def_path.startswith("reports/plots/"):
+                assert not out.use_cache, f"{stage.name}: {out.def_path} must be committed (cache: false)"
