@@ -47,3 +47,14 @@ def test_npz_is_byte_identical_and_scipy_readable(tmp_path: Path) -> None:
     only = tmp_path / "m.npz"
     only.write_bytes(npz_bytes({k[2:]: v for k, v in features_to_npz(m).items()} | {"format": np.array("csr")}))
     assert (sp.load_npz(only) != m).nnz == 0
+
+
+def test_a_write_killed_earlier_is_cleaned_up_by_the_next_run(tmp_path: Path) -> None:
+    target = tmp_path / "model.keras"
+    stale = tmp_path / ".model.tmp.keras"  # what a SIGKILL mid-write leaves behind
+    stale.write_bytes(b"half a model")
+    with atomic_path(target) as tmp:
+        assert tmp == stale and not tmp.exists()
+        tmp.write_bytes(b"whole model")
+    assert target.read_bytes() == b"whole model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]

@@ -71,3 +71,24 @@ def test_unreadable_params_file_is_named(tmp_path: Path) -> None:
         load_params(bad)
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "base: {seed: 1}\ndatasets: {d: {}}\nmodels: [m]\nm: {}\nvectorize: {m: {}}\nmlpp: {}\n",
+            "mlpp: unknown section",
+        ),
+        ("datasets: {d: {}}\nmodels: [m]\nvectorize: {m: {}}\n", "m: model 'm' is listed in models but has no section"),
+        ("datasets: {d: {}}\nmodels: [m]\nm: {}\n", "vectorize.m: model 'm' is listed"),
+        ("datasets: {d: {}}\nmodels: m\n", "models: expected a list"),
+        ("datasets: {}\nmodels: []\n", "datasets: expected at least one dataset"),
+    ],
+)
+def test_layout_is_checked_on_load(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert message in str(err.value)

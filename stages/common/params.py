@@ -36,7 +36,35 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
         raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
+    check_layout(data)
     return data
+
+
+SECTIONS = ("base", "datasets", "prepare", "models", "vectorize", "select", "explain", "correlate", "evaluate", "track")
+
+
+def check_layout(params: Mapping[str, Any]) -> None:
+    """Top-level keys: the known sections plus one section per model named in ``models``.
+
+    Every stage runs this before any work, so a misspelt section (``mlpp:``) or a model
+    without its sections fails at once instead of being silently ignored.
+    """
+    models = params.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ParamsError(f"models: expected a list of model names, got {models!r}")
+    for name in models:
+        if name in SECTIONS:
+            raise ParamsError(f"models: {name!r} is a reserved section name")
+        if not isinstance(params.get(name), Mapping):
+            raise ParamsError(f"{name}: model {name!r} is listed in models but has no section")
+        if not isinstance((params.get("vectorize") or {}).get(name), Mapping):
+            raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
+    unknown = sorted(set(params) - set(SECTIONS) - set(models))
+    if unknown:
+        raise ParamsError(f"{unknown[0]}: unknown section (known: {', '.join([*SECTIONS, *models])})")
+    datasets = params.get("datasets", {})
+    if not isinstance(datasets, Mapping) or not datasets:
+        raise ParamsError("datasets: expected at least one dataset")
 
 
 def section(params: Mapping[str, Any], dotted: str) -> Any:

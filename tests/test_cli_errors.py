@@ -1,0 +1,106 @@
+"""Stages fail on bad input with one readable message, before any work, leaving no output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SENTIMENT_DATA_MIRROR": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{module}", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def params_with(tmp_path: Path, **changes) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_a_bad_table_fails_prepare_with_one_message_and_no_output(tmp_path: Path) -> None:
+    src = tmp_path / "reviews.csv"
+    pd.DataFrame({"review": ["good"], "stars": [5]}).to_csv(src, index=False)
+    params = params_with(tmp_path, datasets__yelp__source=str(src), datasets__yelp__checksum=None)
+    out, card = tmp_path / "out" / "yelp.parquet", tmp_path / "out" / "card.json"
+    proc = stage(
+        "prepare",
+        tmp_path,
+        "--params",
+        str(params),
+        "--dataset",
+        "yelp",
+        "--out",
+        str(out),
+        "--card",
+        str(card),
+        "--download-dir",
+        str(tmp_path / "raw"),
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"{src}: column 'text' not found" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not card.exists()
+    leftovers = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
+    assert leftovers == []
+
+
+def test_params_are_validated_before_any_work(tmp_path: Path) -> None:
+    params = params_with(tmp_path, lstm__epochs=-1)
+    # the features directory does not even exist: the params error must come first
+    proc = stage(
+        "train",
+        tmp_path,
+        "--params",
+        str(params),
+        "--model",
+        "lstm",
+        "--features",
+        "nowhere",
+        "--out",
+        "m.keras",
+        "--history",
+        "h.csv",
+        "--summary",
+        "s.json",
+    )
+    assert proc.returncode == 1
+    assert "lstm.epochs: must be >= 1, got -1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [params]
+
+
+def test_a_missing_source_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.tar.gz"
+    params = params_with(tmp_path, datasets__imdb__source=str(missing), datasets__imdb__checksum=None)
+    proc = stage(
+        "prepare",
+        tmp_path,
+        "--params",
+        str(params),
+        "--dataset",
+        "imdb",
+        "--out",
+        "o.parquet",
+        "--card",
+        "c.json",
+        "--download-dir",
+        "raw",
+    )
+    assert proc.returncode == 1 and f"{missing}: source file not found" in proc.stderr
