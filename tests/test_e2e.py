@@ -260,3 +260,35 @@ def test_rerun_from_scratch_is_identical_and_an_mlflow_outage_loses_nothing(proj
     later = dvc(proj, "repro")
     assert ran(later) == {"track@imdb", "track@yelp"}
     assert len(mlflow_runs(proj)) == runs_before + 6
+
+
+def test_a_stage_killed_mid_run_leaves_no_output_and_simply_runs_again(project: Path) -> None:
+    """Runs after the tests above, on the same project."""
+    import signal
+    import time
+
+    proj = project
+    model = proj / "data/models/yelp/mlp.keras"
+    assert model.is_file()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "train@yelp-mlp"],
+        cwd=proj,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Running stage 'train@yelp-mlp'" in line:
+            break
+    time.sleep(1.0)  # the stage is importing TensorFlow / training
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not model.exists()  # nothing half-written in its place
+    assert "train@yelp-mlp" in dvc(proj, "status")
+    again = dvc(proj, "repro")
+    assert "train@yelp-mlp" in ran(again)
+    assert model.is_file()
+    assert "up to date" in dvc(proj, "status")
