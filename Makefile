@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test lint format track ui clean
+.PHONY: setup run repro test lint format track ui bench compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,22 @@ format: setup
 
 track: setup        ## log the current pipeline state to MLflow again (e.g. after an outage)
 	dvc repro --force --single-item $$(dvc stage list --name-only | grep '^track@')
+
+bench: setup        ## benchmark on the real data (dvc repro --force, baselines, LIME): reports/benchmark.md
+	$(BIN)/python -m bench.benchmark
+
+compare: setup      ## the newest MLflow runs of each dataset side by side (N=5)
+	$(BIN)/python -m tools.compare -n $(or $(N),5)
+
+predict: setup      ## make predict TEXT="..." [MODEL=imdb/mlp | models:/sentiment-imdb@champion]
+	$(BIN)/python -m tools.predict --model "$(or $(MODEL),models:/sentiment-imdb@champion)" "$(TEXT)"
+
+server: setup       ## team-style MLflow server on :5000: PostgreSQL backend + server-side artifacts
+	tools/mlflow_server.sh start .mlflow-server
+	@echo 'log to it with: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000'
+
+server-stop:
+	tools/mlflow_server.sh stop .mlflow-server
 
 ui: setup           ## MLflow UI on the project's default backend
 	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)

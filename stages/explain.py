@@ -25,7 +25,7 @@ from stages.common import cli, render
 from stages.common.cli import DataError
 from stages.common.explaining import (
     Explanation,
-    ProbaFn,
+    TextModel,
     aopc,
     deletion_curves,
     explain_text,
@@ -35,7 +35,7 @@ from stages.common.explaining import (
     vocabulary_of,
 )
 from stages.common.io import atomic_path, dumps_json, read_json, write_json, write_text
-from stages.common.models import load_model, predict_proba
+from stages.common.models import fast_predictor, load_model
 from stages.common.params import check, load_params, parse, seed_from
 from stages.common.store import load_featurizer, read_table
 
@@ -70,20 +70,25 @@ class ExplainConfig:
 
 def explain_reviews(
     reviews: pd.DataFrame,
-    proba_positive: ProbaFn,
+    model: TextModel,
     cfg: ExplainConfig,
     random_state: int,
     submodular_n: int | None = None,
+    fast: bool = True,
 ) -> tuple[list[Explanation], dict[str, Any]]:
     """Explain ``reviews`` (columns ``id``, ``text``, ``label``) and measure the explanations. Pure.
 
     With ``submodular_n``, the reviews are a pool: all are explained and SP-LIME keeps
     ``submodular_n`` of them.
     """
-    kw = {"num_features": cfg.num_features, "num_samples": cfg.num_samples, "kernel_width": cfg.kernel_width}
+    kw = {
+        "num_features": cfg.num_features,
+        "num_samples": cfg.num_samples,
+        "kernel_width": cfg.kernel_width,
+        "fast": fast,
+    }
     explanations = [
-        explain_text(r.text, r.id, int(r.label), proba_positive, random_state=random_state, **kw)
-        for r in reviews.itertuples()
+        explain_text(r.text, r.id, int(r.label), model, random_state=random_state, **kw) for r in reviews.itertuples()
     ]
     if submodular_n is not None:
         keep = sorted(submodular_pick(explanations, submodular_n))
@@ -91,7 +96,7 @@ def explain_reviews(
         reviews = reviews.iloc[keep]
     # stability: the same reviews with another seed
     again = [
-        explain_text(r.text, r.id, int(r.label), proba_positive, random_state=random_state + 1, **kw)
+        explain_text(r.text, r.id, int(r.label), model, random_state=random_state + 1, **kw)
         for r in reviews.itertuples()
     ]
     stability = [jaccard(a.top_words(10), b.top_words(10)) for a, b in zip(explanations, again, strict=True)]
@@ -104,8 +109,8 @@ def explain_reviews(
         words = vocabulary_of(text)
         rng = np.random.default_rng(review_seed(random_state, e.review_id))
         random_words.append([words[i] for i in rng.permutation(len(words))[: max(cfg.ks)]])
-    lime_curves = deletion_curves(texts, ranked, predicted, proba_positive, cfg.ks)
-    rand_curves = deletion_curves(texts, random_words, predicted, proba_positive, cfg.ks)
+    lime_curves = deletion_curves(texts, ranked, predicted, model.proba, cfg.ks)
+    rand_curves = deletion_curves(texts, random_words, predicted, model.proba, cfg.ks)
     for i, e in enumerate(explanations):
         e.extra["stability_jaccard"] = round(stability[i], 6)
         e.extra["comprehensiveness"] = [round(v, 6) for v in lime_curves["comprehensiveness"][i]]
@@ -234,12 +239,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     reviews = test.set_index("id").loc[selection["review_ids"]].reset_index()
     submodular_n = selection["n_reviews"] if selection["method"] == "submodular" else None
     featurizer = load_featurizer(args.features)
-    model = load_model(args.model_file)
-
-    def proba_positive(texts: Sequence[str]) -> np.ndarray:
-        return predict_proba(model, featurizer.transform(list(texts)), batch_size=2048)
-
-    explanations, metrics = explain_reviews(reviews, proba_positive, cfg, random_state, submodular_n)
+    model = TextModel(featurizer, fast_predictor(load_model(args.model_file)))
+    explanations, metrics = explain_reviews(reviews, model, cfg, random_state, submodular_n)
     # wall time varies run to run, so it lives apart from the (reproducible) metrics
     timing = {
         "seconds_per_explanation": round(float(np.mean([e.seconds for e in explanations])), 4),

@@ -23,7 +23,7 @@ import yaml
 
 from stages.common import cli
 from stages.common.io import read_json, write_json
-from stages.common.params import flatten, load_params, section
+from stages.common.params import ParamsError, flatten, load_params, section
 from stages.common.store import FEATURIZER_FILE
 from stages.common.tracking import (
     MlflowTracker,
@@ -88,6 +88,8 @@ def plan_runs(
         "git.dirty": git.get("dirty", "unknown"),
         "dvc.exp_name": env.get("DVC_EXP_NAME", ""),
         "dvc.baseline_rev": env.get("DVC_EXP_BASELINE_REV", ""),
+        "DVC_EXP_NAME": env.get("DVC_EXP_NAME", ""),  # as DVC names them, for filters that use those
+        "DVC_EXP_BASELINE_REV": env.get("DVC_EXP_BASELINE_REV", ""),
         "data.source_sha256": str((card.get("source") or {}).get("sha256", "")),
     }
     tags.update({f"dvc.md5.{path}": md5 for path, md5 in lock_checksums(lock, dataset).items()})
@@ -220,8 +222,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             "The DVC outputs are kept; once the tracking server is reachable, record this state with "
             f"`dvc repro --force --single-item track@{args.dataset}` (or `make track`)."
         ) from exc
+    registry = (params.get("track") or {}).get("register") or {}
+    if registry and (registry.get("direction", "max") not in ("max", "min") or not registry.get("metric")):
+        raise ParamsError("track.register: needs a metric and a direction of max or min")
+    champion = None
+    if registry:
+        try:
+            champion = tracker.register_best(
+                experiment, experiment, f"test_{registry['metric']}", registry.get("direction", "max")
+            )
+        except Exception as exc:
+            raise cli.TrackingError(
+                f"the runs are recorded, but registering the best model in {_redact(uri)} failed "
+                f"({type(exc).__name__}: {exc}); re-run `dvc repro --force --single-item track@{args.dataset}`."
+            ) from exc
+        log.info("Model Registry: %s", champion)
     log.info("MLflow experiment %r: %s", experiment, ids)
-    write_json(args.out, {"experiment": experiment, "parent_run": plan.name, "runs": ids})
+    write_json(args.out, {"experiment": experiment, "parent_run": plan.name, "runs": ids, "champion": champion})
 
 
 def _redact(uri: str) -> str:

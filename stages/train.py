@@ -22,7 +22,12 @@ from sklearn.model_selection import train_test_split
 from stages.common import cli
 from stages.common.cli import DataError
 from stages.common.io import atomic_path, write_json
-from stages.common.models import ModelConfig, build_model, configure_determinism
+from stages.common.models import (
+    ModelConfig,
+    build_model,
+    configure_determinism,
+    distribution_strategy,
+)
 from stages.common.params import load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, load_split
 
@@ -51,15 +56,25 @@ def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
 
 
 def train_model(
-    cfg: ModelConfig, X: Any, y: np.ndarray, *, input_dim: int, seq_len: int | None, seed: int
+    cfg: ModelConfig,
+    X: Any,
+    y: np.ndarray,
+    *,
+    input_dim: int,
+    seq_len: int | None,
+    seed: int,
+    initial: Any = None,
 ) -> TrainResult:
-    """Build, fit and return a model with its history. Deterministic for a given seed."""
+    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed."""
     import keras
 
     configure_determinism(seed)
     fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
     y = y.astype(np.float32)
-    model = build_model(cfg, input_dim=input_dim, seq_len=seq_len)
+    with distribution_strategy(cfg.distribution).scope():
+        model = build_model(cfg, input_dim=input_dim, seq_len=seq_len)
+        if initial is not None:  # the same architecture (same params section): start from its weights
+            model.set_weights(initial.get_weights())
     callbacks = []
     if cfg.early_stopping_patience is not None:
         callbacks.append(
@@ -121,11 +136,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=seed,
     )
     log.info("%s: %s", args.model, result.summary)
-    with atomic_path(args.out) as tmp:
+    write_result(result, args.out, args.history, args.summary)
+
+
+def write_result(result: TrainResult, model_file: Path, history: Path, summary: Path) -> None:
+    """Write the model, its history (CSV) and summary (JSON), each atomically."""
+    with atomic_path(model_file) as tmp:
         result.model.save(tmp)
-    with atomic_path(args.history) as tmp:
+    with atomic_path(history) as tmp:
         result.history.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(args.summary, result.summary)
+    write_json(summary, result.summary)
 
 
 if __name__ == "__main__":

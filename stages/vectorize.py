@@ -31,6 +31,11 @@ def vectorize(table: pd.DataFrame, cfg: FeaturizerConfig) -> tuple[Featurizer, d
     """Fit on ``split == "train"`` rows, transform both splits. Pure."""
     train = table[table["split"] == "train"]
     featurizer = fit_featurizer(train["text"].tolist(), cfg)
+    return featurizer, transform_splits(table, featurizer)
+
+
+def transform_splits(table: pd.DataFrame, featurizer: Featurizer) -> dict[str, dict[str, np.ndarray]]:
+    """Both splits through a fitted featurizer, as the arrays of ``<split>.npz``. Pure."""
     splits: dict[str, dict[str, np.ndarray]] = {}
     for split in ("train", "test"):
         part = table[table["split"] == split]
@@ -38,7 +43,7 @@ def vectorize(table: pd.DataFrame, cfg: FeaturizerConfig) -> tuple[Featurizer, d
         arrays["y"] = part["label"].to_numpy(dtype=np.int8)
         arrays["id"] = part["id"].to_numpy(dtype=str)
         splits[split] = arrays
-    return featurizer, splits
+    return splits
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -60,7 +65,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         len(splits["train"]["y"]),
         len(splits["test"]["y"]),
     )
-    with atomic_path(args.out) as tmp:
+    write_features(args.out, featurizer, splits)
+
+
+def write_features(out: Path, featurizer: Featurizer, splits: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write a features directory atomically: ``featurizer.json`` plus ``<split>.npz``."""
+    with atomic_path(out) as tmp:
         tmp.mkdir()
         (tmp / FEATURIZER_FILE).write_text(featurizer.to_json(), encoding="utf-8")
         for split, arrays in splits.items():

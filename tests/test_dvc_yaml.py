@@ -34,7 +34,11 @@ def test_fan_out_covers_every_dataset_and_model(stages) -> None:
     for dataset in PARAMS["datasets"]:
         assert {f"prepare@{dataset}", f"track@{dataset}"} <= names
         for model in PARAMS["models"]:
-            assert {f"{kind}@{dataset}-{model}" for kind in ("vectorize", "train", "evaluate")} <= names
+            learn = ("vectorize", "train") if dataset in PARAMS["from_scratch"] else ("finetune",)
+            assert {f"{kind}@{dataset}-{model}" for kind in (*learn, "evaluate", "explain")} <= names
+            # one way in: a dataset is never both trained from scratch and fine-tuned
+            other = ("finetune",) if dataset in PARAMS["from_scratch"] else ("vectorize", "train")
+            assert not {f"{kind}@{dataset}-{model}" for kind in other} & names
 
 
 def test_each_stage_runs_its_module_and_depends_on_shared_code(stages) -> None:

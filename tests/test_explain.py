@@ -9,6 +9,7 @@ import pytest
 from stages.common import render
 from stages.common.explaining import (
     Explanation,
+    TextModel,
     deletion_curves,
     explain_text,
     jaccard,
@@ -16,28 +17,32 @@ from stages.common.explaining import (
     review_seed,
     submodular_pick,
 )
+from stages.common.features import Featurizer, FeaturizerConfig
 from stages.explain import ExplainConfig, explain_reviews, features_png, global_importance, heatmap_png, highlight_html
 from stages.select import SelectConfig, select_reviews
 
 WEIGHTS = {"great": 3.0, "awful": -3.0, "fun": 1.0}
 
 
-def linear_model(texts):
-    """A known model: logistic of the summed weights of the words present."""
-    out = []
-    for t in texts:
-        words = set(t.lower().replace(".", " ").split())
-        out.append(1 / (1 + np.exp(-sum(WEIGHTS.get(w, 0.0) for w in words))))
-    return np.array(out)
+def _known_model() -> TextModel:
+    """A known model: logistic of the summed weights of the (distinct) words present."""
+    words = list(WEIGHTS)
+    featurizer = Featurizer(FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"), vocabulary=words)
+    w = np.array([WEIGHTS[t] for t in words])
+    return TextModel(featurizer, lambda X: 1 / (1 + np.exp(-(X @ w))))
+
+
+known = _known_model()
+linear_model = known.proba
 
 
 TEXT = "the plot was great and the cast was fun but the ending was long"
 
 
 def test_same_random_state_same_explanation_different_state_different() -> None:
-    a = explain_text(TEXT, "r1", 1, linear_model, random_state=7, num_samples=300)
-    b = explain_text(TEXT, "r1", 1, linear_model, random_state=7, num_samples=300)
-    c = explain_text(TEXT, "r1", 1, linear_model, random_state=8, num_samples=300)
+    a = explain_text(TEXT, "r1", 1, known, random_state=7, num_samples=300)
+    b = explain_text(TEXT, "r1", 1, known, random_state=7, num_samples=300)
+    c = explain_text(TEXT, "r1", 1, known, random_state=8, num_samples=300)
     assert a.words == b.words and a.score == b.score
     assert a.words != c.words
     assert a.top_words(1) == ["great"] and a.words[0][1] > 0
@@ -45,9 +50,9 @@ def test_same_random_state_same_explanation_different_state_different() -> None:
 
 
 def test_an_explanation_does_not_depend_on_what_was_explained_before() -> None:
-    alone = explain_text(TEXT, "r2", 1, linear_model, random_state=3, num_samples=200)
-    explain_text("awful awful film", "r1", 0, linear_model, random_state=3, num_samples=200)
-    after = explain_text(TEXT, "r2", 1, linear_model, random_state=3, num_samples=200)
+    alone = explain_text(TEXT, "r2", 1, known, random_state=3, num_samples=200)
+    explain_text("awful awful film", "r1", 0, known, random_state=3, num_samples=200)
+    after = explain_text(TEXT, "r2", 1, known, random_state=3, num_samples=200)
     assert alone.words == after.words
     assert review_seed(3, "r1") != review_seed(3, "r2") and review_seed(3, "r1") == review_seed(3, "r1")
 
@@ -72,12 +77,12 @@ def test_explain_reviews_measures_faithfulness_above_random() -> None:
     texts = [" ".join([*rng.choice(filler, 12), w]) for w in ("great", "awful", "fun", "great")]
     reviews = pd.DataFrame({"id": [f"r{i}" for i in range(4)], "text": texts, "label": [1, 0, 1, 1]})
     cfg = ExplainConfig(num_samples=200, faithfulness_k=[1, 2])
-    explanations, metrics = explain_reviews(reviews, linear_model, cfg, random_state=1)
+    explanations, metrics = explain_reviews(reviews, known, cfg, random_state=1)
     assert [e.review_id for e in explanations] == ["r0", "r1", "r2", "r3"]
     assert metrics["aopc_comprehensiveness"] > metrics["aopc_comprehensiveness_random"]
     assert metrics["aopc_sufficiency"] < metrics["aopc_sufficiency_random"]
     assert 0 <= metrics["stability_top10_jaccard"] <= 1
-    picked, _ = explain_reviews(reviews, linear_model, cfg, random_state=1, submodular_n=2)
+    picked, _ = explain_reviews(reviews, known, cfg, random_state=1, submodular_n=2)
     assert len(picked) == 2
     imp = global_importance(explanations)
     assert imp.iloc[0]["word"] in {"great", "awful"}
@@ -109,7 +114,7 @@ def test_selection_is_model_independent_and_seeded() -> None:
 def test_review_text_is_escaped_in_html() -> None:
     evil = "great <script>alert('x')</script> <img src=x onerror=alert(1)> fun"
     reviews = pd.DataFrame({"id": ["<b>id</b>"], "text": [evil], "label": [1]})
-    e = explain_text(evil, "<b>id</b>", 1, linear_model, random_state=0, num_samples=100)
+    e = explain_text(evil, "<b>id</b>", 1, known, random_state=0, num_samples=100)
     for page in (
         highlight_html(reviews, [e], "t <script>"),
         render.page("x", [render.highlighted_reviews({"<b>id</b>": evil}, [e.to_dict()])]),

@@ -63,6 +63,10 @@ def test_sequences_use_reserved_ids() -> None:
     assert f.input_dim == 4  # padding + OOV + 2 words
     seq = f.transform(["good unknown movie"])
     assert seq.tolist() == [[0, 3, OOV_ID, 2]]
+    # no words at all (LIME can remove every word): one unknown word, never an all-padding row
+    assert f.transform(["", "!!"]).tolist() == [[0, 0, 0, OOV_ID]] * 2
+    post = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=3, padding="post"))
+    assert post.transform([""]).tolist() == [[OOV_ID, 0, 0]]
 
 
 def test_json_round_trip_gives_the_same_transform() -> None:

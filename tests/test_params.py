@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages.common.features import FeaturizerConfig
 from stages.common.models import ModelConfig
@@ -92,3 +93,18 @@ def test_layout_is_checked_on_load(tmp_path: Path, text: str, message: str) -> N
     with pytest.raises(ParamsError) as err:
         load_params(path)
     assert message in str(err.value)
+
+
+def test_each_dataset_learns_one_way() -> None:
+    from stages.common.params import ParamsError, check_layout
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for change, fragment in (
+        ({"from_scratch": ["imdb", "yelp"]}, "exactly one"),
+        ({"from_scratch": ["imdb", "amazon"]}, "'amazon' is not in datasets"),
+        ({"finetune": {**base["finetune"], "source": "yelp"}}, "finetune.source"),
+        ({"from_scratch": []}, "exactly one"),
+    ):
+        with pytest.raises(ParamsError, match=fragment):
+            check_layout({**base, **change})
+    check_layout({**base, "from_scratch": ["imdb", "yelp"], "finetune": {**base["finetune"], "targets": []}})

@@ -114,3 +114,59 @@ def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
     assert [a.path for a in client.list_artifacts(ids["imdb @ x"])] == ["card.json"]
     assert (tmp_path / "artifacts").is_dir()
+
+
+def _logged_model(tmp_path: Path, seed: int):
+    from stages.common.features import FeaturizerConfig, fit_featurizer
+    from stages.common.models import ModelConfig, build_model, configure_determinism
+
+    f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10))
+    configure_determinism(seed)
+    model = build_model(ModelConfig(architecture="mlp", hidden_units=[2]), f.input_dim)
+    keras_file, feat = tmp_path / f"m{seed}.keras", tmp_path / "featurizer.json"
+    model.save(keras_file)
+    feat.write_text(f.to_json())
+    return keras_file, feat
+
+
+def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Path) -> None:
+    import mlflow
+
+    from stages.common.tracking import MlflowTracker, ModelArtifact
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text('{"accuracy": 0.8}')
+
+    def plan(keras_file: Path, feat: Path, accuracy: float) -> RunPlan:
+        child = RunPlan(
+            name="imdb/mlp",
+            metrics={"test_accuracy": accuracy},
+            tags={"run.kind": "model", "model": "mlp"},
+            artifacts=[(metrics_file, "")],
+            model=ModelArtifact(keras_file=keras_file, featurizer_file=feat),
+        )
+        return RunPlan(name="imdb @ x", tags={"run.kind": "pipeline"}, children=[child])
+
+    tracker = MlflowTracker(uri, artifact_root=tmp_path / "artifacts")
+    client = mlflow.MlflowClient(uri)
+    first_model = _logged_model(tmp_path, 1)
+    first = tracker.record("sentiment-imdb", plan(*first_model, 0.8))["imdb/mlp"]
+    second = tracker.record("sentiment-imdb", plan(*first_model, 0.8))["imdb/mlp"]  # cached stages: same files
+    tags = client.get_run(second).data.tags
+    assert client.get_run(first).data.tags["artifacts.logged"] == "true"
+    assert [a.path for a in client.list_artifacts(first)] == ["metrics.json"]  # the model is an MLflow LoggedModel
+    assert tags["artifacts.logged"] == "false" and tags["artifacts.run_id"] == first
+    assert tags["model.uri"] == f"runs:/{first}/model" and client.list_artifacts(second) == []
+    assert client.get_run(second).data.metrics["test_accuracy"] == 0.8  # still compares side by side
+
+    champion = tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")
+    assert champion["version"] == "1"
+    assert tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")["version"] == "1"
+    better = tracker.record("sentiment-imdb", plan(*_logged_model(tmp_path, 2), 0.9))["imdb/mlp"]
+    champion = tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")
+    assert champion["version"] == "2" and champion["run_id"] == better
+    assert str(client.get_model_version_by_alias("sentiment-imdb", "champion").version) == "2"
+    mlflow.set_tracking_uri(uri)
+    scored = mlflow.pyfunc.load_model("models:/sentiment-imdb@champion").predict(pd.DataFrame({"text": ["good"]}))
+    assert list(scored.columns) == ["proba", "label"] and 0 <= scored["proba"][0] <= 1

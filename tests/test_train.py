@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stages.common.features import FeaturizerConfig, fit_featurizer
@@ -101,3 +102,53 @@ def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
     texts, _ = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
     np.testing.assert_allclose(predict_proba(load_model(path), f.transform(texts)), proba, rtol=1e-6)
+
+
+def test_finetune_starts_from_the_source_model_and_vocabulary(corpus) -> None:
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
+    source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
+    n = len(texts)
+    target = pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(n)],
+            "text": texts,
+            "label": y,
+            "split": ["train", "test"] * (n // 2) + ["train"] * (n % 2),
+        }
+    )
+    cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, early_stopping_patience=None)
+    splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
+    assert result.summary["initialised_from"] == "imdb"
+    np.testing.assert_array_equal(splits["test"]["X"], f.transform(target[target.split == "test"]["text"].tolist()))
+    # a copy was refined: the source model itself is untouched, the copy moved away from it
+    X = f.transform(texts)
+    assert not np.allclose(predict_proba(result.model, X), predict_proba(source, X))
+    assert result.model is not source and result.summary["train_rows"] > 0
+
+
+def test_a_distribution_strategy_is_a_param(corpus) -> None:
+    import dataclasses
+
+    result, proba = _fit(dataclasses.replace(LSTM, distribution="mirrored"), "seq", corpus, seed=1)
+    assert result.summary["epochs_run"] == 1 and proba.shape == (len(corpus[1]),)
+    with pytest.raises(Exception, match=r"lstm\.distribution"):
+        from stages.common.params import parse
+
+        parse(ModelConfig, {"architecture": "lstm", "distribution": "tpu_pod"}, "lstm")
+
+
+def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
+    n = len(texts)
+    split = ["train", "test"] * (n // 2) + ["train"] * (n % 2)
+    target = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": texts, "label": y, "split": split})
+    cfg = FinetuneConfig(source="imdb", targets=["yelp"], epochs=1)
+    _, result = finetune(target, f, source, MLP, cfg, seed=1)
+    assert result.model.inputs[0].sparse  # LIME's fast path and memory use rely on it

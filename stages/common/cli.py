@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +25,9 @@ class DataError(ValueError):
 class TrackingError(RuntimeError):
     """The tracking backend could not record a run; the message says how to retry."""
 
+
+STATS_ENV = "SENTIMENT_STAGE_STATS"
+"""Set to a file path (the benchmark does): each stage appends its wall time and peak memory."""
 
 EXPECTED_ERRORS = (ParamsError, SourceError, DataError, TrackingError, FileNotFoundError, PermissionError)
 
@@ -46,4 +52,12 @@ def run(stage: str, body: Callable[[Sequence[str] | None], None], argv: Sequence
     except EXPECTED_ERRORS as exc:
         log.error("stage %s failed: %s", stage, exc)
         raise SystemExit(1) from None
-    log.info("stage %s finished in %.1f s", stage, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    log.info("stage %s finished in %.1f s (peak memory %.0f MiB)", stage, seconds, peak_mib)
+    stats = os.environ.get(STATS_ENV)
+    if stats:
+        record = {"stage": stage, "argv": list(sys.argv[1:] if argv is None else argv), "seconds": seconds}
+        record["peak_mib"] = peak_mib
+        with open(stats, "a", encoding="utf-8") as fh:  # one short line per stage: appends don't interleave
+            fh.write(json.dumps(record) + "\n")

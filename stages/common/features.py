@@ -6,7 +6,8 @@ features. It turns review text into either
 * ``bow``: a sparse CSR bag-of-words matrix (``multi_hot``, ``count`` or ``tfidf``) over a
   vocabulary of word n-grams, for the MLP; or
 * ``seq``: left/right padded integer sequences (0 = padding, 1 = out-of-vocabulary,
-  2.. = words by training frequency), for the LSTM.
+  2.. = words by training frequency), for the LSTM; a text without words is one
+  out-of-vocabulary word.
 
 Vocabularies rank terms by their total count in the training texts (ties broken
 alphabetically, so the order is deterministic), drop the ``skip_top`` most frequent ones
@@ -39,6 +40,118 @@ _TAG = re.compile(r"<[^>]{0,40}>")
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens (letters/digits, inner apostrophes kept: ``don't``)."""
     return _TOKEN.findall(_TAG.sub(" ", text.lower()))
+
+
+def token_spans(text: str) -> list[tuple[int, str]] | None:
+    """``tokenize(text)`` with each token's start offset in ``text``; None where offsets cannot be exact.
+
+    Markup is blanked with spaces of the same length (tokens are the same as :func:`tokenize`'s).
+    None when lower-casing changes the text's length, or when a stray ``<`` could become
+    part of a markup tag once words between it and a later ``>`` are removed.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return None
+    blanked = _TAG.sub(lambda m: " " * len(m.group()), lowered)
+    stray = blanked.find("<")
+    if stray >= 0 and ">" in blanked[stray:]:
+        return None
+    return [(m.start(), m.group()) for m in _TOKEN.finditer(blanked)]
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Token sequences of many texts, flat: token ``k`` is ``terms[ids[k]]`` of text ``rows[k]``.
+
+    ``rows`` is non-decreasing and each text's tokens are in reading order.
+    """
+
+    terms: Sequence[str]
+    ids: np.ndarray
+    rows: np.ndarray
+    n_rows: int
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str]) -> TokenBatch:
+        """Tokenize ``texts`` with :func:`tokenize`."""
+        index: dict[str, int] = {}
+        ids: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            tokens = tokenize(text)
+            ids.extend(index.setdefault(t, len(index)) for t in tokens)
+            lengths.append(len(tokens))
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        return cls(terms=list(index), ids=np.asarray(ids, dtype=np.int64), rows=rows, n_rows=len(lengths))
+
+
+@dataclass(frozen=True)
+class _NgramLookup:
+    """Vocabulary n-grams as sorted integer keys over word ids, for vectorized lookups."""
+
+    words: dict[str, int]
+    keys: dict[int, tuple[np.ndarray, np.ndarray]]  # n → (sorted keys, vocabulary columns)
+
+    @classmethod
+    def build(cls, vocabulary: Sequence[str]) -> _NgramLookup:
+        words: dict[str, int] = {}
+        grams: dict[int, list[tuple[list[int], int]]] = {}
+        for col, term in enumerate(vocabulary):
+            parts = term.split(" ")
+            grams.setdefault(len(parts), []).append(([words.setdefault(w, len(words)) for w in parts], col))
+        radix = max(len(words), 1)
+        keys = {}
+        for n, entries in grams.items():
+            key = np.array([_pack(ids, radix) for ids, _ in entries], dtype=np.int64)
+            cols = np.array([c for _, c in entries], dtype=np.int64)
+            order = np.argsort(key, kind="stable")
+            keys[n] = (key[order], cols[order])
+        return cls(words=words, keys=keys)
+
+    def lookup(self, word_ids: np.ndarray) -> np.ndarray:
+        """Vocabulary column of each n-gram given as an ``(n, N)`` array of word ids; -1 if absent."""
+        n = word_ids.shape[0]
+        out = np.full(word_ids.shape[1], -1, dtype=np.int64)
+        if n not in self.keys or word_ids.shape[1] == 0:
+            return out
+        known = (word_ids >= 0).all(axis=0)
+        radix = max(len(self.words), 1)
+        key = np.zeros(int(known.sum()), dtype=np.int64)
+        for j in range(n):
+            key = key * radix + word_ids[j, known]
+        sorted_keys, cols = self.keys[n]
+        pos = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
+        out[known] = np.where(sorted_keys[pos] == key, cols[pos], -1)
+        return out
+
+    def columns(self, batch: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row, vocabulary column) of every in-vocabulary n-gram of ``batch``."""
+        m = len(batch.ids) - n + 1
+        if m <= 0 or n not in self.keys:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        word_of_term = np.array([self.words.get(t, -1) for t in batch.terms], dtype=np.int64)
+        ids, rows = batch.ids, batch.rows
+        starts = np.flatnonzero(rows[:m] == rows[n - 1 :])  # rows are sorted: the n-gram lies in one text
+        n_terms = len(batch.terms)
+        if n_terms**n <= 1 << 20:
+            # few distinct terms (LIME's samples of one review): look every combination up once
+            combos = np.indices((n_terms,) * n).reshape(n, -1)
+            table = self.lookup(word_of_term[combos])
+            local = np.zeros(len(starts), dtype=np.int64)
+            for j in range(n):
+                local = local * n_terms + ids[starts + j]
+            cols = table[local]
+        else:
+            cols = self.lookup(np.stack([word_of_term[ids[starts + j]] for j in range(n)]))
+        found = cols >= 0
+        return rows[starts[found]], cols[found]
+
+
+def _pack(ids: Sequence[int], radix: int) -> int:
+    key = 0
+    for i in ids:
+        key = key * radix + i
+    return key
 
 
 @dataclass(frozen=True)
@@ -82,9 +195,12 @@ class Featurizer:
     idf: list[float] | None = None
     n_train_docs: int = 0
     _index: dict[str, int] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    _ngrams: _NgramLookup = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.vocabulary)})
+        if self.config.kind == "bow":
+            object.__setattr__(self, "_ngrams", _NgramLookup.build(self.vocabulary))
 
     @property
     def input_dim(self) -> int:
@@ -97,28 +213,51 @@ class Featurizer:
         """Texts → features: CSR float32 matrix (bow) or int32 ``(n, maxlen)`` array (seq)."""
         if isinstance(texts, str):
             raise TypeError("transform() takes a sequence of texts, not one string")
-        if self.config.kind == "bow":
-            return self._bow(texts)
-        return self._seq(texts)
+        return self.encode(TokenBatch.from_texts(texts))
 
-    def _bow(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def encode(self, batch: TokenBatch) -> sp.csr_matrix | np.ndarray:
+        """Token sequences → features; :meth:`transform` is ``encode(TokenBatch.from_texts(texts))``.
+
+        LIME's fast path hands perturbed token sequences straight to this, so a perturbed review
+        gets exactly the features its perturbed text would get, without building the text.
+        """
+        if self.config.kind == "bow":
+            return self._bow(batch)
+        return self._seq(batch)
+
+    def _bow(self, batch: TokenBatch) -> sp.csr_matrix:
         cfg = self.config
-        vectorizer = CountVectorizer(
-            tokenizer=tokenize,
-            token_pattern=None,
-            lowercase=False,
-            ngram_range=tuple(cfg.ngram_range),
-            vocabulary=self._index,
-            dtype=np.float32,
+        lo, hi = cfg.ngram_range
+        rows_out, cols_out = [], []
+        for n in range(lo, hi + 1):
+            rows, cols = self._ngrams.columns(batch, n)
+            rows_out.append(rows)
+            cols_out.append(cols)
+        rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
+        cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
+        counts = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(batch.n_rows, len(self.vocabulary))
         )
-        counts = vectorizer.transform(list(texts)).tocsr()
+        counts.sum_duplicates()  # also sorts the column indices, as CountVectorizer's output is
         return weight_counts(counts, cfg, self.idf)
 
-    def _seq(self, texts: Sequence[str]) -> np.ndarray:
+    def _seq(self, batch: TokenBatch) -> np.ndarray:
         cfg = self.config
         index = self._index
-        rows = [[index.get(tok, OOV_ID - FIRST_WORD_ID) + FIRST_WORD_ID for tok in tokenize(t)] for t in texts]
-        return pad(rows, cfg.maxlen, cfg.padding, cfg.truncating)
+        term_ids = np.array([index.get(t, OOV_ID - FIRST_WORD_ID) + FIRST_WORD_ID for t in batch.terms], np.int32)
+        out = pad_flat(
+            term_ids[batch.ids] if len(batch.ids) else np.zeros(0, np.int32),
+            batch.rows,
+            batch.n_rows,
+            cfg.maxlen,
+            cfg.padding,
+            cfg.truncating,
+        )
+        # a text without words (LIME removes them all in some samples) is one unknown word,
+        # so that a model that averages over the words never divides by zero
+        empty = ~(out != PAD_ID).any(axis=1)
+        out[empty, -1 if cfg.padding == "pre" else 0] = OOV_ID
+        return out
 
     def to_json(self) -> str:
         """Stable JSON (the file DVC tracks and MLflow logs as the vocabulary)."""
@@ -158,6 +297,28 @@ def weight_counts(counts: sp.csr_matrix, cfg: FeaturizerConfig, idf: Sequence[fl
     assert idf is not None, "tfidf featurizer without idf weights"
     weighted = counts @ sp.diags(np.asarray(idf, dtype=np.float32))
     return normalize(weighted.tocsr(), norm="l2", copy=False).astype(np.float32)
+
+
+def pad_flat(
+    values: np.ndarray, rows: np.ndarray, n_rows: int, maxlen: int, padding: str, truncating: str
+) -> np.ndarray:
+    """:func:`pad` for sequences given flat (``values[k]`` belongs to row ``rows[k]``, rows sorted)."""
+    out = np.full((n_rows, maxlen), PAD_ID, dtype=np.int32)
+    if len(values) == 0:
+        return out
+    lengths = np.bincount(rows, minlength=n_rows)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pos = np.arange(len(values)) - starts[rows]
+    if truncating == "pre":
+        drop = np.maximum(lengths - maxlen, 0)
+        keep = pos >= drop[rows]
+        pos = pos - drop[rows]
+    else:
+        keep = pos < maxlen
+    kept = np.minimum(lengths, maxlen)
+    col = pos + (maxlen - kept)[rows] if padding == "pre" else pos
+    out[rows[keep], col[keep]] = values[keep]
+    return out
 
 
 def pad(rows: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: str) -> np.ndarray:

@@ -8,6 +8,7 @@ params-only change: add the section, a ``vectorize.<name>`` featurizer, and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,6 +16,7 @@ from stages.common.params import check
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ModelConfig:
     embedding_dim: int = 128
     units: int = 128
     bidirectional: bool = False
+    pooling: Literal["last", "mean"] = "last"  # the LSTM's last state, or the mean of its states over the words
     recurrent_dropout: float = 0.0
     # both
     dropout: float = 0.0
@@ -40,6 +43,8 @@ class ModelConfig:
     batch_size: int = 32
     validation_split: float = 0.2
     early_stopping_patience: int | None = 2
+    # how training spreads over hardware: tf.distribute strategies (README: scaling)
+    distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -67,6 +72,22 @@ class ModelConfig:
         else:
             check(self.units >= 1, f"{path}.units", f"must be >= 1, got {self.units}")
             check(self.embedding_dim >= 1, f"{path}.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
+
+
+def distribution_strategy(name: str) -> Any:
+    """The ``tf.distribute`` strategy a model section's ``distribution`` names.
+
+    ``default``: one device (the CPU, or the one GPU TensorFlow finds); ``mirrored``:
+    synchronous data parallelism over every local GPU (``batch_size`` is the global batch);
+    ``multi_worker_mirrored``: the same over several machines, each described by ``TF_CONFIG``.
+    """
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def configure_determinism(seed: int) -> None:
@@ -109,22 +130,34 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
                 x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
         out_init = _initializer(cfg.kernel_initializer)
     else:
-        inputs = keras.Input(shape=(seq_len,), dtype="int32", name="tokens")
+        # any length: the featurizer pads to maxlen, and padding is masked, so LIME's fast path
+        # may drop all-padding columns without changing a prediction
+        inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
         x = keras.layers.Embedding(input_dim, cfg.embedding_dim, mask_zero=True, name="embedding")(inputs)
         lstm = keras.layers.LSTM(
             cfg.units,
             dropout=cfg.dropout,
             recurrent_dropout=cfg.recurrent_dropout,
             kernel_regularizer=reg,
+            return_sequences=cfg.pooling == "mean",
             name="lstm",
         )
         x = keras.layers.Bidirectional(lstm, name="bilstm")(x) if cfg.bidirectional else lstm(x)
+        if cfg.pooling == "mean":  # masked: the mean over the review's words, padding left out
+            x = keras.layers.GlobalAveragePooling1D(name="mean_over_words")(x)
         out_init = "glorot_uniform"
     outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=out_init, name="proba")(x)
     model = keras.Model(inputs, outputs, name=cfg.architecture)
+    compile_model(model, cfg)
+    return model
+
+
+def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
+    """Compile with the config's optimiser (binary cross-entropy, accuracy)."""
+    import keras
+
     optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    return model
 
 
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
@@ -140,3 +173,92 @@ def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024) -> 
 
     out = model.predict(features, batch_size=batch_size, verbose=0)
     return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def fast_predictor(model: keras.Model, batch_size: int = 256) -> Callable[[Any], np.ndarray]:
+    """Features → P(positive), as :func:`predict_proba` but without Keras' ``predict`` loop.
+
+    For the many small batches LIME needs: one traced function per model. Sequence batches
+    are sorted by length and cut into chunks whose all-padding columns are dropped; the
+    embedding masks padding (``mask_zero``), so the outputs are the same, with less work.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if getattr(model.inputs[0], "sparse", False):
+        return _sparse_predictor(model)
+
+    call = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
+
+    def predict_dense(X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.int32)
+        out = np.empty(len(X), dtype=np.float64)
+        order = np.argsort((X != 0).sum(axis=1), kind="stable") if masked else np.arange(len(X))
+        for lo in range(0, len(X), batch_size):
+            idx = order[lo : lo + batch_size]
+            chunk = X[idx]
+            if masked:
+                used = np.flatnonzero((chunk != 0).any(axis=0))
+                chunk = chunk[:, used[0] : used[-1] + 1] if len(used) else chunk[:, :1]
+            out[idx] = np.asarray(call(chunk), dtype=np.float64).reshape(-1)
+        return out
+
+    return predict_dense
+
+
+def _sparse_predictor(model: keras.Model) -> Callable[[Any], np.ndarray]:
+    """Bag-of-words models: the first (sparse × dense) layer in SciPy, the rest traced in TF.
+
+    TensorFlow's sparse matmul is many times slower than SciPy's CSR product on LIME-sized
+    batches. Valid for a chain of layers starting with a Dense one (what ``build_model``
+    makes); the first call checks that against the whole model and otherwise keeps to it.
+    """
+    import keras
+    import numpy as np
+    import scipy.sparse as sp
+    import tensorflow as tf
+
+    width = model.inputs[0].shape[1]
+    whole = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.SparseTensorSpec([None, width], tf.float32)]
+    )
+
+    def via_tf(X: sp.csr_matrix) -> np.ndarray:
+        coo = X.tocoo()  # CSR → COO is row-major sorted, as tf.SparseTensor wants
+        tensor = tf.SparseTensor(
+            np.column_stack([coo.row, coo.col]).astype(np.int64), coo.data, np.asarray(coo.shape, dtype=np.int64)
+        )
+        return np.asarray(whole(tensor), dtype=np.float64).reshape(-1)
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not layers or not isinstance(layers[0], keras.layers.Dense):
+        return lambda X: via_tf(sp.csr_matrix(X, dtype=np.float32))
+    first = layers[0]
+    kernel = keras.ops.convert_to_numpy(first.kernel)
+    bias = keras.ops.convert_to_numpy(first.bias) if first.use_bias else np.zeros(kernel.shape[1], np.float32)
+
+    def chain(z: Any) -> Any:
+        x = first.activation(z)
+        for layer in layers[1:]:
+            x = layer(x, training=False)
+        return x
+
+    tail = tf.function(chain, input_signature=[tf.TensorSpec([None, kernel.shape[1]], tf.float32)])
+    state = {"checked": False, "chain": True}
+
+    def predict(X: Any) -> np.ndarray:
+        X = sp.csr_matrix(X, dtype=np.float32)
+        if not state["chain"]:
+            return via_tf(X)
+        z = np.asarray(X @ kernel, dtype=np.float32) + bias
+        out = np.asarray(tail(z), dtype=np.float64).reshape(-1)
+        if not state["checked"]:
+            head = slice(0, min(64, X.shape[0]))
+            state["chain"] = bool(np.allclose(out[head], via_tf(X[head]), rtol=1e-4, atol=1e-6))
+            state["checked"] = True
+            if not state["chain"]:
+                return via_tf(X)
+        return out
+
+    return predict

@@ -40,7 +40,20 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
     return data
 
 
-SECTIONS = ("base", "datasets", "prepare", "models", "vectorize", "select", "explain", "correlate", "evaluate", "track")
+SECTIONS = (
+    "base",
+    "datasets",
+    "prepare",
+    "models",
+    "from_scratch",
+    "vectorize",
+    "finetune",
+    "select",
+    "explain",
+    "correlate",
+    "evaluate",
+    "track",
+)
 
 
 def check_layout(params: Mapping[str, Any]) -> None:
@@ -65,6 +78,28 @@ def check_layout(params: Mapping[str, Any]) -> None:
     datasets = params.get("datasets", {})
     if not isinstance(datasets, Mapping) or not datasets:
         raise ParamsError("datasets: expected at least one dataset")
+    _check_roles(params, list(datasets))
+
+
+def _check_roles(params: Mapping[str, Any], datasets: list[str]) -> None:
+    """Each dataset is trained either from scratch or fine-tuned from a from-scratch source."""
+    scratch = params.get("from_scratch", [])
+    finetune = params.get("finetune") or {}
+    targets = finetune.get("targets", []) if isinstance(finetune, Mapping) else []
+    for key, names in (("from_scratch", scratch), ("finetune.targets", targets)):
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ParamsError(f"{key}: expected a list of dataset names, got {names!r}")
+        for name in names:
+            if name not in datasets:
+                raise ParamsError(f"{key}: {name!r} is not in datasets ({', '.join(datasets)})")
+    for name in datasets:
+        roles = scratch.count(name) + targets.count(name)
+        if roles != 1:
+            raise ParamsError(
+                f"from_scratch: dataset {name!r} must be in exactly one of from_scratch and finetune.targets"
+            )
+    if targets and finetune.get("source") not in scratch:
+        raise ParamsError(f"finetune.source: must be one of from_scratch ({', '.join(scratch)})")
 
 
 def section(params: Mapping[str, Any], dotted: str) -> Any:

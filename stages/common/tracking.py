@@ -6,6 +6,11 @@ execution that changes anything creates one parent run there (all params, data c
 model (params, test metrics, per-epoch curves as step metrics, plots, vocabulary and the
 model as an MLflow pyfunc model with signature and input example).
 
+A model whose files did not change since an earlier run (its DVC stages were cached) still
+gets its child run with params and metrics, so runs compare side by side, but its artifacts
+are not uploaded again: the child is tagged ``artifacts.run_id`` (the run holding them) and
+``model.uri`` (``runs:/<that run>/model``), found by a fingerprint of the files.
+
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set; otherwise the sqlite database
 ``mlflow.db`` in the project root, as an absolute path that also resolves from DVC's
 temporary experiment copies (``.dvc/tmp/exps/...``) to the real project root.
@@ -13,9 +18,13 @@ temporary experiment copies (``.dvc/tmp/exps/...``) to the real project root.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -125,10 +134,91 @@ class MlflowTracker:
 
     def record(self, experiment: str, plan: RunPlan) -> dict[str, str]:
         """Log the parent run and its children; returns run ids by run name."""
-        exp_id = self._experiment_id(experiment)
-        ids: dict[str, str] = {}
-        self._log(exp_id, plan, None, ids)
-        return ids
+        with self._exclusive():
+            exp_id = self._experiment_id(experiment)
+            ids: dict[str, str] = {}
+            self._log(exp_id, plan, None, ids)
+            return ids
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One writer at a time on a SQLite backend (``dvc queue start -j 2`` runs tracks in parallel).
+
+        SQLite allows one writer; two processes writing at once can fail with "database is
+        locked". A lock file next to the database serialises the track stages of parallel
+        queue workers (a server backend needs none).
+        """
+        if not self.tracking_uri.startswith("sqlite:///"):
+            yield
+            return
+        db = Path(self.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+        with open(db.with_name(db.name + ".lock"), "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _earlier_artifacts(self, exp_id: str, fingerprint: str) -> str | None:
+        """The run that already holds artifacts with this fingerprint, if any."""
+        runs = self.mlflow.MlflowClient().search_runs(
+            [exp_id],
+            filter_string=f"tags.`artifacts.fingerprint` = '{fingerprint}' and tags.`artifacts.logged` = 'true' "
+            "and attributes.status = 'FINISHED'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        return runs[0].info.run_id if runs else None
+
+    def register_best(self, experiment: str, name: str, metric: str, direction: str) -> dict[str, str] | None:
+        """Point the registered model ``name``'s ``champion`` alias at the experiment's best model.
+
+        Best: the finished model run with the highest (``direction: max``) or lowest ``metric``.
+        A new version is registered only when the champion changes (compared by the model
+        files' fingerprint), from the run that holds the model's artifacts.
+        """
+        client = self.mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        order = "DESC" if direction == "max" else "ASC"
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`run.kind` = 'model' and attributes.status = 'FINISHED'",
+            order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs or metric not in runs[0].data.metrics:
+            return None
+        best = runs[0]
+        fingerprint = best.data.tags.get("artifacts.fingerprint", best.info.run_id)
+        source = best.data.tags.get("model.uri", f"runs:/{best.info.run_id}/model")
+        with self._exclusive():
+            try:
+                current = client.get_model_version_by_alias(name, "champion")
+            except self.mlflow.exceptions.MlflowException:
+                current = None
+            if current is not None and (current.tags or {}).get("artifacts.fingerprint") == fingerprint:
+                version = current.version
+            else:
+                mv = self.mlflow.register_model(
+                    source,
+                    name,
+                    tags={
+                        "artifacts.fingerprint": fingerprint,
+                        "best_run_id": best.info.run_id,
+                        "metric": f"{metric}={best.data.metrics[metric]:.6f} ({direction})",
+                    },
+                )
+                client.set_registered_model_alias(name, "champion", mv.version)
+                version = mv.version
+        return {
+            "name": name,
+            "version": str(version),
+            "run_id": best.info.run_id,
+            "model": best.data.tags.get("model", ""),
+            metric: f"{best.data.metrics[metric]:.6f}",
+        }
 
     def _log(self, exp_id: str, plan: RunPlan, parent_id: str | None, ids: dict[str, str]) -> None:
         from mlflow.entities import Metric, Param
@@ -138,9 +228,19 @@ class MlflowTracker:
         tags = dict(plan.tags)
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
+        earlier = None
+        if plan.model is not None:
+            fingerprint = artifacts_fingerprint(plan)
+            tags["artifacts.fingerprint"] = fingerprint
+            earlier = self._earlier_artifacts(exp_id, fingerprint)
         run = client.create_run(exp_id, run_name=plan.name, tags=tags)
         run_id = run.info.run_id
         ids[plan.name] = run_id
+        if plan.model is not None:
+            holder = earlier or run_id
+            client.set_tag(run_id, "artifacts.run_id", holder)
+            client.set_tag(run_id, "model.uri", f"runs:/{holder}/model")
+            client.set_tag(run_id, "artifacts.logged", "false" if earlier else "true")
         try:
             params = [Param(k, v) for k, v in plan.params.items()]
             for i in range(0, len(params), 100):
@@ -151,10 +251,13 @@ class MlflowTracker:
                 metrics += [Metric(key, float(v), ts, step) for step, v in enumerate(values, start=1)]
             for i in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[i : i + 1000])
-            for path, artifact_dir in plan.artifacts:
-                client.log_artifact(run_id, str(path), artifact_dir or None)
-            if plan.model is not None:
-                self._log_model(run_id, plan.model)
+            if earlier is None:
+                for path, artifact_dir in plan.artifacts:
+                    client.log_artifact(run_id, str(path), artifact_dir or None)
+                if plan.model is not None:
+                    self._log_model(run_id, plan.model)
+            else:
+                log.info("%s: files unchanged since run %s; referencing its artifacts", plan.name, earlier)
             for child in plan.children:
                 self._log(exp_id, child, run_id, ids)
         except BaseException:
@@ -189,6 +292,21 @@ class MlflowTracker:
                 pip_requirements=requirements,
                 model_config={"threshold": model.threshold},
             )
+
+
+def artifacts_fingerprint(plan: RunPlan) -> str:
+    """sha256 over every artifact file of a run (name, place and content) and its model files."""
+    digest = hashlib.sha256()
+    files = [(str(path), artifact_dir) for path, artifact_dir in plan.artifacts]
+    if plan.model is not None:
+        files += [(str(plan.model.keras_file), "model"), (str(plan.model.featurizer_file), "model")]
+        digest.update(f"threshold={plan.model.threshold}".encode())
+    for path, artifact_dir in sorted(files):
+        digest.update(f"{artifact_dir}/{Path(path).name}\0".encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _installed(pkg: str) -> bool:

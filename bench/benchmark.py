@@ -1,0 +1,375 @@
+"""Benchmark: the pipeline's defaults next to the linear baseline and the original recipes.
+
+One command (``make bench``) on the real data, in this checkout:
+
+1. ``dvc repro --force`` (every stage, timed; each stage reports its wall time and peak
+   memory through ``SENTIMENT_STAGE_STATS``), then a no-op ``dvc repro``;
+2. TF-IDF (1–2-grams, min_df 2, sublinear tf) + logistic regression (C=8) on each
+   dataset's own split, and the original MLP and LSTM recipes on IMDB;
+3. LIME at the explain stage's settings on the reviews the select stage chose: the usual
+   recipe (``LimeTextExplainer``, perturbed strings, ``model.predict``) against the
+   pipeline's, on the same trained models, comparing seconds and the explanations;
+4. a Markdown table with the machine description and every target: printed and written
+   to ``--out`` (``reports/benchmark.md``).
+
+The pipeline's hyper-parameters were chosen on validation splits carved from the training
+data (see the README); this script only measures them on the test splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+from stages.common.cli import STATS_ENV
+from stages.common.explaining import TextModel, explain_text, jaccard, review_seed
+from stages.common.features import FeaturizerConfig, fit_featurizer
+from stages.common.io import read_json, write_text
+from stages.common.models import ModelConfig, fast_predictor, load_model, predict_proba
+from stages.common.params import load_params, seed_from
+from stages.common.store import load_featurizer, read_table
+from stages.train import train_model
+
+log = logging.getLogger("bench")
+
+# dvc.yaml's layout (the benchmark reads what the stages wrote)
+PREPARED, FEATURES, MODELS, REPORTS = Path("data/prepared"), Path("data/features"), Path("data/models"), Path("reports")
+GIB = 1024.0
+
+
+@dataclass
+class Row:
+    """One line of the accuracy table."""
+
+    dataset: str
+    recipe: str
+    accuracy: float
+    balanced_accuracy: float
+    roc_auc: float
+    seconds: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    """Everything measured in one run."""
+
+    rows: list[Row] = field(default_factory=list)
+    lime: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    repro_seconds: float = float("nan")
+    noop_seconds: float = float("nan")
+    targets: list[tuple[str, str, bool]] = field(default_factory=list)
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    """Accuracy, balanced accuracy and ROC AUC at threshold 0.5."""
+    pred = (p >= 0.5).astype(int)
+    return accuracy_score(y, pred), balanced_accuracy_score(y, pred), roc_auc_score(y, p)
+
+
+def linear_baseline(table: pd.DataFrame) -> tuple[tuple[float, float, float], float]:
+    """TF-IDF (1–2-grams, min_df 2, sublinear tf) + logistic regression (C=8): scores, seconds."""
+    start = time.perf_counter()
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    clf = LogisticRegression(C=8, max_iter=1000).fit(vec.fit_transform(train["text"]), train["label"])
+    p = clf.predict_proba(vec.transform(test["text"]))[:, 1]
+    return scores(test["label"].to_numpy(), p), time.perf_counter() - start
+
+
+ORIGINAL = {
+    # the R recipe of the LIME article: multi-hot top-2000 words, 16-16-1, uniform init
+    "original MLP recipe": (
+        FeaturizerConfig(kind="bow", max_tokens=2000, mode="multi_hot"),
+        ModelConfig(
+            architecture="mlp",
+            hidden_units=[16, 16],
+            kernel_initializer="uniform",
+            epochs=20,
+            batch_size=512,
+            validation_split=0.3,
+            early_stopping_patience=None,
+        ),
+    ),
+    # the Keras IMDB LSTM example: 20000 words, maxlen 80, Embedding 128 + LSTM 128, 3 epochs
+    "original LSTM recipe": (
+        FeaturizerConfig(kind="seq", max_tokens=20000, maxlen=80),
+        ModelConfig(
+            architecture="lstm",
+            embedding_dim=128,
+            units=128,
+            dropout=0.2,
+            recurrent_dropout=0.2,
+            epochs=3,
+            batch_size=32,
+            validation_split=0.1,
+            early_stopping_patience=None,
+        ),
+    ),
+}
+
+
+def original_recipe(table: pd.DataFrame, fcfg: FeaturizerConfig, mcfg: ModelConfig, seed: int) -> tuple[Any, float]:
+    """Train one original recipe on the training split; test scores and wall seconds."""
+    start = time.perf_counter()
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    f = fit_featurizer(train["text"].tolist(), fcfg)
+    result = train_model(
+        mcfg,
+        f.transform(train["text"].tolist()),
+        train["label"].to_numpy(),
+        input_dim=f.input_dim,
+        seq_len=fcfg.maxlen if fcfg.kind == "seq" else None,
+        seed=seed,
+    )
+    p = predict_proba(result.model, f.transform(test["text"].tolist()))
+    return scores(test["label"].to_numpy(), p), time.perf_counter() - start
+
+
+def lime_comparison(dataset: str, model: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Usual LIME recipe vs the pipeline's on the selected reviews: seconds and agreement."""
+    ecfg = params["explain"]
+    random_state = ecfg.get("random_state") or seed_from(params)
+    table = read_table(PREPARED / f"{dataset}.parquet").set_index("id")
+    ids = read_json(REPORTS / dataset / "explain" / "selection.json")["review_ids"]
+    featurizer = load_featurizer(FEATURES / dataset / model)
+    keras_model = load_model(MODELS / dataset / f"{model}.keras")
+    usual = TextModel(featurizer, lambda X: predict_proba(keras_model, X, batch_size=2048))
+    fast = TextModel(featurizer, fast_predictor(keras_model))
+    kw = {
+        "num_features": ecfg["num_features"],
+        "num_samples": ecfg["num_samples"],
+        "kernel_width": ecfg["kernel_width"],
+    }
+    usual_s, fast_s, same, overlap, diff = [], [], [], [], []
+    for rid in ids:
+        row = table.loc[rid]
+        a = explain_text(row["text"], rid, int(row["label"]), usual, random_state=random_state, fast=False, **kw)
+        b = explain_text(row["text"], rid, int(row["label"]), fast, random_state=random_state, fast=True, **kw)
+        usual_s.append(a.seconds)
+        fast_s.append(b.seconds)
+        same.append([w for w, _ in a.words] == [w for w, _ in b.words])
+        overlap.append(jaccard(a.top_words(10), b.top_words(10)))
+        wa, wb = dict(a.words), dict(b.words)
+        diff.append(max(abs(wa.get(k, 0.0) - wb.get(k, 0.0)) for k in set(wa) | set(wb)))
+    return {
+        "dataset": dataset,
+        "model": model,
+        "reviews": len(ids),
+        "num_samples": ecfg["num_samples"],
+        "usual_s": float(np.mean(usual_s)),
+        "pipeline_s": float(np.mean(fast_s)),
+        "speedup": float(np.mean(usual_s) / np.mean(fast_s)),
+        "same_words": int(sum(same)),
+        "top10_overlap": float(np.mean(overlap)),
+        "max_weight_diff": float(max(diff)),
+        "seed_check": review_seed(random_state, ids[0]),
+    }
+
+
+def run_repro(stats: Path) -> tuple[float, float, list[dict[str, Any]]]:
+    """``dvc repro --force`` (every stage) then a no-op ``dvc repro``: seconds, per-stage stats."""
+    stats.unlink(missing_ok=True)
+    env = {**os.environ, STATS_ENV: str(stats.resolve())}
+    start = time.perf_counter()
+    subprocess.run(["dvc", "repro", "--force"], check=True, env=env)
+    full = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(["dvc", "repro"], check=True, env={**os.environ})
+    noop = time.perf_counter() - start
+    records = [json.loads(line) for line in stats.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return full, noop, records
+
+
+def stage_label(record: dict[str, Any], names: Sequence[str]) -> str:
+    """``train imdb/lstm``-style label from a stage's argv."""
+    text = " ".join(record["argv"])
+    found = []
+    for name in names:
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) and name not in found:
+            found.append(name)
+    return f"{record['stage']} {'/'.join(found)}".strip()
+
+
+def machine() -> str:
+    """CPU model, cores, memory, OS and library versions."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f"{mem_kib / 1024 / 1024:.0f} GiB RAM"
+    except OSError:
+        mem = "unknown RAM"
+    import keras
+    import tensorflow as tf
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem}, no GPU; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def evaluate_targets(b: Bench, params: dict[str, Any]) -> None:
+    """Every target of the accuracy/speed issue, with its measured value."""
+    by = {(r.dataset, r.recipe): r for r in b.rows}
+    for ds in params["datasets"]:
+        base = by.get((ds, "TF-IDF + logistic regression"))
+        for m in params["models"]:
+            r = by.get((ds, f"pipeline {m}"))
+            if base is None or r is None:
+                continue
+            if ds == "imdb" and m == "lstm":
+                b.targets.append((f"{ds} {m} accuracy ≥ 0.88", f"{r.accuracy:.4f}", r.accuracy >= 0.88))
+                continue
+            for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
+                if ds == "imdb" and metric == "balanced_accuracy":
+                    continue
+                ours, theirs = getattr(r, metric), getattr(base, metric)
+                b.targets.append((f"{ds} {m} {metric} ≥ baseline", f"{ours:.4f} vs {theirs:.4f}", ours >= theirs))
+            if ds == "imdb" and m == "mlp":
+                b.targets.append((f"{ds} {m} ROC AUC ≥ 0.965", f"{r.roc_auc:.4f}", r.roc_auc >= 0.965))
+    for lime in b.lime:
+        need = 10.0 if lime["model"] == "mlp" else 3.0
+        b.targets.append(
+            (
+                f"LIME {lime['dataset']} {lime['model']} ≥ {need:.0f}× faster, same explanations",
+                f"{lime['speedup']:.1f}×, {lime['same_words']}/{lime['reviews']} identical",
+                lime["speedup"] >= need and lime["same_words"] == lime["reviews"],
+            )
+        )
+    b.targets.append(("dvc repro from scratch ≤ 20 min", f"{b.repro_seconds / 60:.1f} min", b.repro_seconds <= 1200))
+    b.targets.append(("no-op dvc repro ≤ 5 s", f"{b.noop_seconds:.1f} s", b.noop_seconds <= 5))
+    if b.stages:
+        peak = max(s["peak_mib"] for s in b.stages)
+        b.targets.append(("every stage ≤ 3 GiB peak memory", f"max {peak / GIB:.2f} GiB", peak <= 3 * GIB))
+
+
+def markdown(b: Bench, params: dict[str, Any]) -> str:
+    """The committed report."""
+    out = [
+        "# Benchmark",
+        "",
+        f"Produced by `make bench` on {time.strftime('%Y-%m-%d')}. Machine: {machine()}.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    out += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in b.targets]
+    out += [
+        "",
+        "## Accuracy on the test splits",
+        "",
+        "| dataset | recipe | accuracy | balanced accuracy | ROC AUC | wall time | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in b.rows:
+        secs = "" if r.seconds is None else f"{r.seconds:.0f} s"
+        out.append(
+            f"| {r.dataset} | {r.recipe} | {r.accuracy:.4f} | {r.balanced_accuracy:.4f} | {r.roc_auc:.4f} "
+            f"| {secs} | {r.note} |"
+        )
+    out += [
+        "",
+        "## LIME: seconds per explanation",
+        "",
+        "Same trained model, same reviews (the select stage's), same `random_state`; usual recipe = "
+        "`LimeTextExplainer` with a `classifier_fn` that re-tokenizes 5000 perturbed strings and calls "
+        "`model.predict`.",
+        "",
+        "| dataset | model | reviews | samples | usual recipe | pipeline | speed-up | same words | top-10 overlap "
+        "| max weight difference |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in b.lime:
+        out.append(
+            f"| {x['dataset']} | {x['model']} | {x['reviews']} | {x['num_samples']} | {x['usual_s']:.3f} s "
+            f"| {x['pipeline_s']:.3f} s | {x['speedup']:.1f}× | {x['same_words']}/{x['reviews']} "
+            f"| {x['top10_overlap']:.2f} | {x['max_weight_diff']:.1e} |"
+        )
+    out += [
+        "",
+        "## Pipeline stages (`dvc repro --force`)",
+        "",
+        f"Whole pipeline: {b.repro_seconds / 60:.1f} min (DVC included); no-op `dvc repro`: {b.noop_seconds:.1f} s.",
+        "",
+        "| stage | wall time | peak memory |",
+        "|---|---|---|",
+    ]
+    names = [*params["datasets"], *params["models"]]
+    for s in b.stages:
+        out.append(f"| {stage_label(s, names)} | {s['seconds']:.1f} s | {s['peak_mib'] / GIB:.2f} GiB |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m bench.benchmark [--out reports/benchmark.md] [--no-repro]``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=REPORTS / "benchmark.md")
+    p.add_argument("--no-repro", action="store_true", help="measure the outputs already there (no timings)")
+    p.add_argument("--stats", type=Path, default=Path(".dvc/tmp/bench-stages.jsonl"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    params = load_params(Path("params.yaml"))
+    seed = seed_from(params)
+    b = Bench()
+    if not args.no_repro:
+        b.repro_seconds, b.noop_seconds, b.stages = run_repro(args.stats)
+        log.info("dvc repro --force: %.0f s; no-op: %.1f s", b.repro_seconds, b.noop_seconds)
+    for ds in params["datasets"]:
+        table = read_table(PREPARED / f"{ds}.parquet")
+        (acc, bal, auc), secs = linear_baseline(table)
+        b.rows.append(Row(ds, "TF-IDF + logistic regression", acc, bal, auc, secs, "same run, same split"))
+        log.info("%s baseline: %.4f", ds, acc)
+        if ds == "imdb":
+            for name, (fcfg, mcfg) in ORIGINAL.items():
+                (acc, bal, auc), secs = original_recipe(table, fcfg, mcfg, seed)
+                b.rows.append(Row(ds, name, acc, bal, auc, secs))
+                log.info("%s %s: %.4f", ds, name, acc)
+        for m in params["models"]:
+            metrics = read_json(REPORTS / ds / m / "metrics.json")
+            train = read_json(REPORTS / ds / m / "train.json")
+            note = f"fine-tuned from {train['initialised_from']}" if "initialised_from" in train else "from scratch"
+            b.rows.append(
+                Row(
+                    ds,
+                    f"pipeline {m}",
+                    metrics["accuracy"],
+                    metrics["balanced_accuracy"],
+                    metrics["roc_auc"],
+                    None,
+                    f"{note}; {train['epochs_run']} epochs",
+                )
+            )
+            b.lime.append(lime_comparison(ds, m, params))
+            log.info("%s %s LIME: %s", ds, m, b.lime[-1])
+    evaluate_targets(b, params)
+    text = markdown(b, params)
+    write_text(args.out, text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""finetune: start a dataset's model from what it learned on the source dataset.
+
+Per target dataset × model (``finetune.targets``): the source's featurizer (vocabulary)
+turns the target's reviews into features, and the source's trained model is the starting
+point that training on the target's own training split refines (early stopping on a
+validation split carved from it, as in train). For datasets with few reviews: the Yelp
+LSTM sees ~6,800 training reviews, the IMDB one 25,000. Writes the same features
+directory as vectorize and the same model, history and summary as train, so every later
+stage treats fine-tuned and from-scratch models alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.common import cli
+from stages.common.cli import DataError
+from stages.common.features import Featurizer
+from stages.common.io import features_from_npz
+from stages.common.models import ModelConfig, load_model
+from stages.common.params import check, load_params, parse, section, seed_from
+from stages.common.store import load_featurizer, read_table
+from stages.train import TrainResult, train_model, write_result
+from stages.vectorize import transform_splits, write_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """``finetune:`` params: which datasets start from which, and how they are refined."""
+
+    source: str
+    targets: list[str]
+    learning_rate: float = 0.0005
+    epochs: int = 3
+    early_stopping_patience: int | None = 1
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.source not in self.targets, f"{path}.targets", f"must not contain the source {self.source!r}")
+        check(self.learning_rate > 0, f"{path}.learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
+
+
+def finetune(
+    table: pd.DataFrame,
+    featurizer: Featurizer,
+    source_model: Any,
+    model_cfg: ModelConfig,
+    cfg: FinetuneConfig,
+    seed: int,
+) -> tuple[dict[str, dict[str, np.ndarray]], TrainResult]:
+    """Target reviews through the source featurizer, then the source model refined on them. Pure."""
+    splits = transform_splits(table, featurizer)
+    tuned = dataclasses.replace(
+        model_cfg,
+        learning_rate=cfg.learning_rate,
+        epochs=cfg.epochs,
+        early_stopping_patience=cfg.early_stopping_patience,
+    )
+    train = splits["train"]
+    X = features_from_npz(train)
+    result = train_model(
+        tuned,
+        X,
+        train["y"].astype(np.int64),
+        input_dim=featurizer.input_dim,
+        seq_len=featurizer.config.maxlen if featurizer.config.kind == "seq" else None,
+        seed=seed,
+        initial=source_model,
+    )
+    result.summary["initialised_from"] = cfg.source
+    return splits, result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m stages.finetune --model lstm --table <target>.parquet --source-features <dir> ...``."""
+    p = cli.parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="model name: its params section")
+    p.add_argument("--table", type=Path, required=True, help="the target dataset's prepared table")
+    p.add_argument("--source-features", type=Path, required=True, help="the source's features directory")
+    p.add_argument("--source-model", type=Path, required=True, help="the source's trained model (.keras)")
+    p.add_argument("--features", type=Path, required=True, help="features directory to write")
+    p.add_argument("--out", type=Path, required=True, help="fine-tuned model (.keras)")
+    p.add_argument("--history", type=Path, required=True, help="per-epoch history (.csv)")
+    p.add_argument("--summary", type=Path, required=True, help="training summary (.json)")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = seed_from(params)
+    cfg = parse(FinetuneConfig, section(params, "finetune"), "finetune")
+    model_cfg = parse(ModelConfig, section(params, args.model), args.model)
+    featurizer = load_featurizer(args.source_features)
+    if not args.source_model.is_file():
+        raise DataError(f"{args.source_model}: source model not found; run train for finetune.source first")
+    table = read_table(args.table)
+    splits, result = finetune(table, featurizer, load_model(args.source_model), model_cfg, cfg, seed)
+    log.info("%s from %s: %s", args.model, cfg.source, result.summary)
+    write_features(args.features, featurizer, splits)
+    write_result(result, args.out, args.history, args.summary)
+
+
+if __name__ == "__main__":
+    cli.run("finetune", main)

@@ -1,0 +1,108 @@
+"""LIME's fast path: the same samples, features and explanations as the usual recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from lime.lime_text import IndexedString
+from sklearn.feature_extraction.text import CountVectorizer
+
+from stages.common.explaining import SPLIT_EXPRESSION, TextModel, explain_text, word_tokens
+from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer, token_spans, tokenize
+from stages.common.models import ModelConfig, build_model, fast_predictor, predict_proba
+from tests.synthetic import reviews_frame
+
+# markup, case, apostrophes, underscores, digits, non-ASCII letters, repeats
+AWKWARD = [
+    "Great movie!<br /><br />The plot wasn't bad, the cast_list was GREAT; 10/10 great.",
+    "awful... awful ACTING. Café naïve über-fun; 'quoted' it's rock'n'roll <i>really</i> dull",
+    "Good good good <a href='x'>link</a> bad_good the end",
+]
+STRAY = "I <3 this film so much: the actors, the music and the story are fun > boring"  # stray "<": strings
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return reviews_frame(60, seed=5)["text"].tolist() + AWKWARD
+
+
+def _featurizers(texts: list[str]):
+    return {
+        "tfidf-1-2": fit_featurizer(
+            texts, FeaturizerConfig(kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", sublinear_tf=True)
+        ),
+        "count-1-3": fit_featurizer(
+            texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count")
+        ),
+        "seq-pre": fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12)),
+        "seq-post": fit_featurizer(
+            texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, padding="post", truncating="post")
+        ),
+    }
+
+
+def test_encode_matches_countvectorizer_counts(texts) -> None:
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count"))
+    ref = CountVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False, ngram_range=(1, 3))
+    ref.vocabulary_ = {t: i for i, t in enumerate(f.vocabulary)}
+    ours, theirs = f.transform(texts), ref.transform(texts).astype(np.float32).tocsr()
+    assert (ours != theirs).nnz == 0 and np.array_equal(ours.indices, theirs.indices)
+
+
+def test_token_spans_are_the_tokens_with_offsets() -> None:
+    for text in AWKWARD:
+        spans = token_spans(text)
+        assert [t for _, t in spans] == tokenize(text)
+        assert all(text[s : s + len(t)].lower() == t for s, t in spans)
+    assert token_spans(STRAY) is None
+    assert token_spans("İstanbul") is None  # lower-casing changes the length
+
+
+@pytest.mark.parametrize("name", ["tfidf-1-2", "count-1-3", "seq-pre", "seq-post"])
+def test_masked_tokens_give_the_features_of_the_perturbed_strings(texts, name: str) -> None:
+    f = _featurizers(texts)[name]
+    rng = np.random.default_rng(0)
+    for text in AWKWARD + texts[:5]:
+        indexed = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)
+        terms, term_ids, words = word_tokens(text, indexed)
+        data = (rng.random((40, indexed.num_words())) < 0.5).astype(float)
+        data[0] = 1
+        rows, cols = np.nonzero(data[:, words] > 0)
+        fast = f.encode(TokenBatch(terms=terms, ids=term_ids[cols], rows=rows.astype(np.int64), n_rows=len(data)))
+        strings = [indexed.inverse_removing(np.flatnonzero(row == 0)) for row in data]
+        slow = f.transform(strings)
+        if sp.issparse(slow):
+            assert fast.shape == slow.shape and (fast != slow).nnz == 0
+        else:
+            np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("name", ["tfidf-1-2", "seq-pre"])
+def test_fast_explanations_equal_the_usual_recipe(texts, name: str) -> None:
+    f = _featurizers(texts)[name]
+    rng = np.random.default_rng(1)
+    if f.config.kind == "bow":
+        w = rng.normal(size=f.input_dim)
+        model = TextModel(f, lambda X: 1 / (1 + np.exp(-(X @ w))))
+    else:
+        w = rng.normal(size=f.input_dim)
+        model = TextModel(f, lambda X: 1 / (1 + np.exp(-w[X].sum(axis=1) / 4)))
+    for i, text in enumerate([*AWKWARD, STRAY, texts[0]]):
+        usual = explain_text(text, f"r{i}", 1, model, random_state=3, num_samples=300, fast=False)
+        fast = explain_text(text, f"r{i}", 1, model, random_state=3, num_samples=300, fast=True)
+        assert [w for w, _ in fast.words] == [w for w, _ in usual.words]
+        np.testing.assert_allclose([v for _, v in fast.words], [v for _, v in usual.words], rtol=1e-9, atol=1e-12)
+        assert fast.score == pytest.approx(usual.score) and fast.proba == pytest.approx(usual.proba)
+
+
+def test_fast_predictor_matches_keras_predict(texts) -> None:
+    fs = _featurizers(texts)
+    mlp = build_model(ModelConfig(architecture="mlp", hidden_units=[8, 4], dropout=0.5), fs["tfidf-1-2"].input_dim)
+    X = fs["tfidf-1-2"].transform(texts)
+    np.testing.assert_allclose(fast_predictor(mlp)(X), predict_proba(mlp, X), rtol=1e-5, atol=1e-6)
+    lstm = build_model(ModelConfig(architecture="lstm", embedding_dim=6, units=5), fs["seq-pre"].input_dim)
+    seq = fs["seq-pre"].transform(texts)
+    seq[::3, :8] = 0  # rows of many lengths: chunks drop their all-padding columns
+    fast = fast_predictor(lstm, batch_size=16)(seq)
+    np.testing.assert_allclose(fast, predict_proba(lstm, seq), rtol=1e-5, atol=1e-6)

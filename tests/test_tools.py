@@ -1,0 +1,116 @@
+"""tools: compare runs from MLflow, predict from a local or logged model."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from stages.common.explaining import TextModel
+from stages.common.features import Featurizer, FeaturizerConfig
+from tools.compare import compare_table
+from tools.compare import main as compare_main
+from tools.predict import main as predict_main
+from tools.predict import model_files, predict_texts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(run_id: str, params: dict, metrics: dict, tags: dict, start: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        info=SimpleNamespace(run_id=run_id, start_time=start),
+        data=SimpleNamespace(params=params, metrics=metrics, tags=tags),
+    )
+
+
+def test_compare_table_shows_the_params_that_differ_and_headline_metrics() -> None:
+    runs = [
+        _run(
+            "a" * 32,
+            {"mlp.dropout": "0.3", "base.seed": "42"},
+            {"mlp.test_accuracy": 0.91, "mlp.test_log_loss": 0.2},
+            {"DVC_EXP_NAME": "exp-b", "git.commit": "abcdef123456", "git.dirty": "true"},
+            2_000_000,
+        ),
+        _run("b" * 32, {"mlp.dropout": "0.5", "base.seed": "42"}, {"mlp.test_accuracy": 0.9}, {}, 1_000_000),
+    ]
+    table = compare_table(runs)
+    assert list(table.columns) == ["aaaaaaaa", "bbbbbbbb"]
+    assert table.loc["param mlp.dropout"].tolist() == ["0.3", "0.5"]
+    assert "param base.seed" not in table.index  # the same everywhere: not shown
+    assert table.loc["mlp.test_accuracy"].tolist() == ["0.9100", "0.9000"]
+    assert "mlp.test_log_loss" not in table.index
+    assert table.loc["dvc experiment"].tolist() == ["exp-b", "-"]
+    assert table.loc["commit"].tolist() == ["abcdef12+dirty", "?"]
+    assert "mlp.test_log_loss" in compare_table(runs, ["*.test_log_loss"]).index
+
+
+def test_compare_cli_reads_the_newest_runs_from_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stages.common.tracking import MlflowTracker, RunPlan
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, artifact_root=tmp_path / "artifacts")
+    for dropout, acc in (("0.5", 0.90), ("0.3", 0.91), ("0.1", 0.89)):
+        plan = RunPlan(
+            name=f"imdb @ {dropout}",
+            params={"mlp.dropout": dropout, "base.seed": "42"},
+            metrics={"mlp.test_accuracy": acc},
+            tags={"run.kind": "pipeline"},
+        )
+        tracker.record("sentiment-imdb", plan)
+    compare_main(["--tracking-uri", uri, "--dataset", "imdb", "-n", "2", "--params", str(ROOT / "params.yaml")])
+    out = capsys.readouterr().out
+    assert "sentiment-imdb: 2 newest run(s)" in out
+    assert "param mlp.dropout" in out and "0.1" in out and "0.3" in out and "0.5" not in out
+    assert "0.8900" in out and "base.seed" not in out
+
+
+def _known(tmp_path: Path) -> tuple[Featurizer, TextModel]:
+    words = ["great", "awful", "fun"]
+    f = Featurizer(FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"), vocabulary=words)
+    w = np.array([3.0, -3.0, 1.0])
+    return f, TextModel(f, lambda X: 1 / (1 + np.exp(-(X @ w))))
+
+
+def test_predict_gives_label_probability_and_top_words(tmp_path: Path) -> None:
+    _, model = _known(tmp_path)
+    [good, bad] = predict_texts(["a great and fun film", "an awful film"], model, {"num_samples": 200}, 1, top=2)
+    assert good["label"] == "positive" and good["proba_positive"] > 0.9
+    assert [w for w, _ in good["top_words"]] == ["great", "fun"]
+    assert bad["label"] == "negative" and bad["top_words"][0][0] == "awful" and bad["top_words"][0][1] < 0
+
+
+def test_predict_cli_on_a_local_pipeline_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages.common.models import ModelConfig, build_model
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"vars": [{"paths": {"models": "m", "features": "f"}}]}))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["explain"]["num_samples"] = 100
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    f, _ = _known(tmp_path)
+    (tmp_path / "f/imdb/mlp").mkdir(parents=True)
+    (tmp_path / "f/imdb/mlp/featurizer.json").write_text(f.to_json())
+    (tmp_path / "m/imdb").mkdir(parents=True)
+    build_model(ModelConfig(architecture="mlp", hidden_units=[2]), f.input_dim).save(tmp_path / "m/imdb/mlp.keras")
+    monkeypatch.chdir(tmp_path)
+    assert model_files("imdb/mlp") == (Path("m/imdb/mlp.keras"), Path("f/imdb/mlp/featurizer.json"))
+    with pytest.raises(FileNotFoundError, match="dvc repro"):
+        model_files("yelp/mlp")
+    predict_main(["--model", "imdb/mlp", "--json", "great fun"])
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert first["text"] == "great fun" and first["label"] in {"positive", "negative"}
+    assert 0 <= first["proba_positive"] <= 1 and {w for w, _ in first["top_words"]} <= {"great", "fun"}
+    (tmp_path / "reviews.txt").write_text("great\n\nawful fun\n")
+    predict_main(["--model", "imdb/mlp", "--file", "reviews.txt", "--json"])
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("awful\n"))
+    predict_main(["--model", "imdb/mlp"])
+    assert "top words: awful" in capsys.readouterr().out

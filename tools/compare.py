@@ -1,0 +1,96 @@
+"""compare: the last N pipeline runs of a dataset side by side, from MLflow.
+
+``make compare`` (or ``python -m tools.compare --dataset imdb -n 5``) prints, for each
+dataset, one column per run (newest first): its DVC experiment name and commit, the params
+that differ between those runs, and the headline metrics of every model. Reads the parent
+runs the track stage logs (``run.kind = pipeline``) from ``MLFLOW_TRACKING_URI`` or the
+project's ``mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.common.params import load_params
+from stages.common.tracking import default_tracking_uri
+
+DEFAULT_METRICS = ("*.test_accuracy", "*.test_balanced_accuracy", "*.test_roc_auc", "*.explain_aopc_comprehensiveness")
+
+
+def compare_table(runs: Sequence[Any], metric_patterns: Sequence[str] = DEFAULT_METRICS) -> pd.DataFrame:
+    """Runs (MLflow ``Run`` objects, newest first) → a table: rows are fields, one column per run.
+
+    Rows: the DVC experiment, commit, then every param whose value is not the same in all
+    runs, then the metrics matching ``metric_patterns``. Pure: no MLflow calls.
+    """
+    columns = [f"{r.info.run_id[:8]}" for r in runs]
+    rows: dict[str, list[Any]] = {
+        "started": [pd.Timestamp(r.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M") for r in runs],
+        "dvc experiment": [r.data.tags.get("DVC_EXP_NAME") or r.data.tags.get("dvc.exp_name") or "-" for r in runs],
+        "commit": [
+            r.data.tags.get("git.commit", "?")[:8] + ("+dirty" if r.data.tags.get("git.dirty") == "true" else "")
+            for r in runs
+        ],
+    }
+    keys = sorted({k for r in runs for k in r.data.params})
+    for key in keys:
+        values = [r.data.params.get(key, "-") for r in runs]
+        if len(set(values)) > 1:
+            rows[f"param {key}"] = values
+    names = sorted({k for r in runs for k in r.data.metrics if any(fnmatch.fnmatch(k, p) for p in metric_patterns)})
+    for name in names:
+        rows[name] = [_fmt(r.data.metrics.get(name)) for r in runs]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def latest_runs(client: Any, experiment: str, n: int) -> list[Any]:
+    """The ``n`` newest finished pipeline (parent) runs of an experiment."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return client.search_runs(
+        [exp.experiment_id],
+        filter_string="tags.`run.kind` = 'pipeline' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=n,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m tools.compare [--dataset imdb] [-n 5] [--metric '*.test_f1']``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", action="append", help="dataset(s) to show (default: all in params.yaml)")
+    p.add_argument("-n", type=int, default=5, help="how many of the newest runs (default 5)")
+    p.add_argument("--metric", action="append", help="metric name pattern(s), e.g. '*.test_f1' (default: headline)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or ./mlflow.db")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import mlflow
+
+    params = load_params(args.params)
+    prefix = (params.get("track") or {}).get("experiment_prefix", "sentiment")
+    client = mlflow.MlflowClient(args.tracking_uri or default_tracking_uri())
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 40):
+        for dataset in args.dataset or list(params["datasets"]):
+            runs = latest_runs(client, f"{prefix}-{dataset}", args.n)
+            sys.stdout.write(f"\n== {prefix}-{dataset}: {len(runs)} newest run(s), newest first ==\n")
+            if runs:
+                table = compare_table(runs, args.metric or DEFAULT_METRICS)
+                sys.stdout.write(table.to_string() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""predict: label, probability and the top LIME words for review text.
+
+The model is a registered one (``models:/sentiment-imdb@champion``), any logged one
+(``runs:/<run id>/model``), or a local pipeline output (``imdb/mlp``: the model and
+featurizer that ``dvc repro`` wrote, found through ``dvc.yaml``'s paths). Reviews come as
+arguments, from ``--file`` (one review per line) or from stdin (one per line). LIME runs
+with the ``explain:`` params (its fast path), seeded per review as in the explain stage.
+
+    python -m tools.predict --model imdb/mlp "A moving, beautifully acted film."
+    echo "Cold food, rude staff." | python -m tools.predict --model models:/sentiment-yelp@champion
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.common.explaining import TextModel, explain_text
+from stages.common.features import Featurizer
+from stages.common.models import fast_predictor, load_model
+from stages.common.params import load_params, seed_from
+from stages.common.store import FEATURIZER_FILE
+from stages.common.tracking import default_tracking_uri
+
+log = logging.getLogger("predict")
+
+
+def dvc_paths(dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, str]:
+    """The ``vars.paths`` block of dvc.yaml (where the pipeline keeps models and features)."""
+    doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
+    for entry in doc.get("vars") or []:
+        if isinstance(entry, dict) and "paths" in entry:
+            return entry["paths"]
+    raise ValueError(f"{dvc_yaml}: no vars.paths block")
+
+
+def model_files(model: str, dvc_yaml: Path = Path("dvc.yaml")) -> tuple[Path, Path]:
+    """(Keras model file, featurizer.json) for a local ``dataset/model`` or an MLflow model URI."""
+    if "://" not in model and ":/" not in model:
+        dataset, _, name = model.partition("/")
+        if not dataset or not name:
+            raise ValueError(f"--model {model!r}: expected dataset/model (e.g. imdb/mlp) or an MLflow model URI")
+        paths = dvc_paths(dvc_yaml)
+        keras_file = Path(paths["models"]) / dataset / f"{name}.keras"
+        featurizer = Path(paths["features"]) / dataset / name / FEATURIZER_FILE
+        for f in (keras_file, featurizer):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: not found; run `dvc repro` (or `dvc pull`) first")
+        return keras_file, featurizer
+    import mlflow
+
+    mlflow.set_tracking_uri(default_tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+    keras_files = sorted(local.rglob("*.keras"))
+    featurizers = sorted(local.rglob(FEATURIZER_FILE))
+    if not keras_files or not featurizers:
+        raise FileNotFoundError(f"{model}: no .keras model and {FEATURIZER_FILE} in the logged model")
+    return keras_files[0], featurizers[0]
+
+
+def predict_texts(
+    texts: Sequence[str], model: TextModel, explain: dict[str, Any], random_state: int, top: int
+) -> list[dict[str, Any]]:
+    """Each text → label, probability of positive, and its top LIME words with weights."""
+    out = []
+    for i, text in enumerate(texts):
+        e = explain_text(
+            text,
+            f"input-{i}",
+            -1,
+            model,
+            random_state=random_state,
+            num_features=top,
+            num_samples=int(explain.get("num_samples", 5000)),
+            kernel_width=float(explain.get("kernel_width", 25.0)),
+        )
+        out.append(
+            {
+                "text": text,
+                "label": "positive" if e.predicted else "negative",
+                "proba_positive": round(e.proba, 4),
+                "top_words": [[w, round(v, 4)] for w, v in sorted(e.words, key=lambda wv: -abs(wv[1]))],
+            }
+        )
+    return out
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    """Reviews from arguments, ``--file`` or stdin (one per line, blank lines skipped)."""
+    if args.text:
+        return list(args.text)
+    source = Path(args.file).read_text(encoding="utf-8") if args.file else sys.stdin.read()
+    return [line.strip() for line in source.splitlines() if line.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m tools.predict --model <uri or dataset/model> [text ...] [--file F] [--json]``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("text", nargs="*", help="review text(s); none: read --file or stdin")
+    p.add_argument("--model", required=True, help="models:/<name>@<alias>, runs:/<id>/model, or dataset/model")
+    p.add_argument("--file", help="a file with one review per line")
+    p.add_argument("--top", type=int, default=None, help="LIME words to show (default: explain.num_features)")
+    p.add_argument("--json", action="store_true", help="one JSON object per review")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    explain = params.get("explain") or {}
+    random_state = explain.get("random_state")
+    random_state = seed_from(params) if random_state is None else int(random_state)
+    try:
+        keras_file, featurizer_file = model_files(args.model)
+        texts = read_texts(args)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    if not texts:
+        log.error("no review text given (arguments, --file or stdin)")
+        raise SystemExit(1)
+    featurizer = Featurizer.from_json(featurizer_file.read_text(encoding="utf-8"))
+    model = TextModel(featurizer, fast_predictor(load_model(keras_file)))
+    results = predict_texts(texts, model, explain, random_state, args.top or int(explain.get("num_features", 10)))
+    for r in results:
+        if args.json:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+            continue
+        words = ", ".join(f"{w} ({v:+.3f})" for w, v in r["top_words"])
+        preview = r["text"] if len(r["text"]) <= 70 else r["text"][:67] + "..."
+        sys.stdout.write(f"{r['label']:8s} p(positive)={r['proba_positive']:.4f}  {preview}\n    top words: {words}\n")
+
+
+if __name__ == "__main__":
+    main()
