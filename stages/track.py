@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
     params = load_params(args.params)
+    registry = (params.get("track") or {}).get("register") or {}
+    if registry and (registry.get("direction", "max") not in ("max", "min") or not registry.get("metric")):
+        raise ParamsError("track.register: needs a metric and a direction of max or min")
     model_names = section(params, "models")
     prefix = (params.get("track") or {}).get("experiment_prefix", "sentiment")
     threshold = float((params.get("evaluate") or {}).get("threshold", 0.5))
@@ -222,9 +225,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             "The DVC outputs are kept; once the tracking server is reachable, record this state with "
             f"`dvc repro --force --single-item track@{args.dataset}` (or `make track`)."
         ) from exc
-    registry = (params.get("track") or {}).get("register") or {}
-    if registry and (registry.get("direction", "max") not in ("max", "min") or not registry.get("metric")):
-        raise ParamsError("track.register: needs a metric and a direction of max or min")
     champion = None
     if registry:
         try:

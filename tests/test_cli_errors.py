@@ -104,3 +104,13 @@ def test_a_missing_source_names_the_path(tmp_path: Path) -> None:
         "raw",
     )
     assert proc.returncode == 1 and f"{missing}: source file not found" in proc.stderr
+
+
+def test_a_bad_registry_param_fails_track_before_mlflow_is_touched(tmp_path: Path) -> None:
+    params = params_with(tmp_path, track__register={"metric": "accuracy", "direction": "up"})
+    proc = stage("track", tmp_path, "--params", str(params), "--dataset", "imdb", "--reports", "r", "--models", "m",
+                 "--features", "f", "--out", "o.json")  # fmt: skip
+    assert proc.returncode == 1
+    assert "track.register: needs a metric and a direction of max or min" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [params]  # no mlflow.db, no output
