@@ -104,21 +104,20 @@ def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
     np.testing.assert_allclose(predict_proba(load_model(path), f.transform(texts)), proba, rtol=1e-6)
 
 
+def _target_table(texts: list[str], y: np.ndarray) -> pd.DataFrame:
+    """A prepared-table stand-in for a fine-tuning target: alternate train/test rows."""
+    n = len(texts)
+    split = ["train", "test"] * (n // 2) + ["train"] * (n % 2)
+    return pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": texts, "label": y, "split": split})
+
+
 def test_finetune_starts_from_the_source_model_and_vocabulary(corpus) -> None:
     from stages.finetune import FinetuneConfig, finetune
 
     texts, y = corpus
     f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
     source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
-    n = len(texts)
-    target = pd.DataFrame(
-        {
-            "id": [f"t{i}" for i in range(n)],
-            "text": texts,
-            "label": y,
-            "split": ["train", "test"] * (n // 2) + ["train"] * (n % 2),
-        }
-    )
+    target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, early_stopping_patience=None)
     splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
     assert result.summary["initialised_from"] == "imdb"
@@ -146,9 +145,7 @@ def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
     texts, y = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
     source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
-    n = len(texts)
-    split = ["train", "test"] * (n // 2) + ["train"] * (n % 2)
-    target = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": texts, "label": y, "split": split})
+    target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], epochs=1)
     _, result = finetune(target, f, source, MLP, cfg, seed=1)
     assert result.model.inputs[0].sparse  # LIME's fast path and memory use rely on it
