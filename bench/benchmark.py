@@ -39,7 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from stages.common.cli import STATS_ENV
-from stages.common.explaining import TextModel, explain_text, jaccard, review_seed
+from stages.common.explaining import TextModel, explain_text, jaccard, review_seed, warm_up
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.io import read_json, write_text
 from stages.common.models import ModelConfig, fast_predictor, load_model, predict_proba
@@ -159,6 +159,8 @@ def lime_comparison(dataset: str, model: str, params: dict[str, Any]) -> dict[st
         "num_samples": ecfg["num_samples"],
         "kernel_width": ecfg["kernel_width"],
     }
+    warm_up(usual, fast=False)  # untimed: TensorFlow's tracing, numba's compile
+    warm_up(fast, fast=True)
     usual_s, fast_s, same, overlap, diff = [], [], [], [], []
     for rid in ids:
         row = table.loc[rid]

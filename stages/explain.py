@@ -33,6 +33,7 @@ from stages.common.explaining import (
     review_seed,
     submodular_pick,
     vocabulary_of,
+    warm_up,
 )
 from stages.common.io import atomic_path, dumps_json, read_json, write_json, write_text
 from stages.common.models import fast_predictor, load_model
@@ -87,6 +88,7 @@ def explain_reviews(
         "kernel_width": cfg.kernel_width,
         "fast": fast,
     }
+    warm_up(model, fast=fast)
     explanations = [
         explain_text(r.text, r.id, int(r.label), model, random_state=random_state, **kw) for r in reviews.itertuples()
     ]

@@ -8,8 +8,9 @@ import scipy.sparse as sp
 from lime.lime_text import IndexedString
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.common.explaining import SPLIT_EXPRESSION, TextModel, explain_text, word_tokens
+from stages.common.explaining import SPLIT_EXPRESSION, TextModel, encode_masked, explain_text, word_tokens
 from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer, token_spans, tokenize
+from stages.common.lime_fast import fast_lime_base_class, legacy_removals, weighted_r2, weighted_ridge
 from stages.common.models import ModelConfig, build_model, fast_predictor, predict_proba
 from tests.synthetic import reviews_frame
 
@@ -106,3 +107,76 @@ def test_fast_predictor_matches_keras_predict(texts) -> None:
     seq[::3, :8] = 0  # rows of many lengths: chunks drop their all-padding columns
     fast = fast_predictor(lstm, batch_size=16)(seq)
     np.testing.assert_allclose(fast, predict_proba(lstm, seq), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 31, 32, 33, 107, 700])
+def test_legacy_removals_replay_lime_sampling_calls(d: int) -> None:
+    """The compiled sampler removes what LIME's choice() calls remove and leaves the generator where they do."""
+    ours, theirs = np.random.RandomState(11 + d), np.random.RandomState(11 + d)
+    sizes = ours.randint(1, d + 1, 400)
+    assert np.array_equal(sizes, theirs.randint(1, d + 1, 400))
+    removed = legacy_removals(ours, d, sizes)
+    expected = np.zeros((len(sizes), d), dtype=bool)
+    for i, size in enumerate(sizes):  # lime_text.LimeTextExplainer.__data_labels_distances
+        expected[i, theirs.choice(range(d), size, replace=False)] = True
+    assert np.array_equal(removed, expected)
+    assert np.array_equal(removed.sum(axis=1), sizes)
+    assert ours.randint(0, 2**31 - 1, 5).tolist() == theirs.randint(0, 2**31 - 1, 5).tolist()
+
+
+def test_weighted_ridge_and_r2_match_scikit_learn() -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(4)
+    for d in (1, 9, 120):
+        X = (rng.random((800, d)) < 0.6).astype(float)
+        y, w = rng.random(800), rng.random(800)
+        for alpha in (0.01, 1.0):
+            ref = Ridge(alpha=alpha).fit(X, y, sample_weight=w)
+            coef, intercept = weighted_ridge(X, y, w, alpha)
+            np.testing.assert_allclose(coef, ref.coef_, rtol=1e-9, atol=1e-12)
+            assert intercept == pytest.approx(ref.intercept_, rel=1e-9, abs=1e-12)
+            pred = X @ coef + intercept
+            assert weighted_r2(y, pred, w) == pytest.approx(r2_score(y, pred, sample_weight=w), rel=1e-9)
+    assert weighted_r2(np.ones(5), np.ones(5), np.ones(5)) == 1.0  # constant target, as scikit-learn
+
+
+@pytest.mark.parametrize("num_features", [3, 10])
+def test_fast_lime_base_equals_lime_base(num_features: int) -> None:
+    """Highest-weights selection is solved in NumPy; forward selection (<= 6 features) is LIME's own."""
+    from lime.lime_base import LimeBase
+
+    rng = np.random.default_rng(2)
+    data = (rng.random((600, 25)) < 0.5).astype(float)
+    data[0] = 1
+    labels = np.column_stack([1 - (p := 1 / (1 + np.exp(-(data @ rng.normal(size=25))))), p])
+    distances = (1 - np.sqrt(data.sum(axis=1) / 25)) * 100
+
+    def kernel(d):
+        return np.sqrt(np.exp(-(d**2) / 25**2))
+
+    ours = fast_lime_base_class()(kernel, random_state=np.random.RandomState(0))
+    stock = LimeBase(kernel, random_state=np.random.RandomState(0))
+    a = ours.explain_instance_with_data(data, labels, distances, 1, num_features)
+    b = stock.explain_instance_with_data(data, labels, distances, 1, num_features)
+    assert [f for f, _ in a[1]] == [f for f, _ in b[1]]
+    np.testing.assert_allclose([v for _, v in a[1]], [v for _, v in b[1]], rtol=1e-9, atol=1e-12)
+    assert a[0] == pytest.approx(b[0]) and a[2] == pytest.approx(b[2]) and a[3] == pytest.approx(b[3])
+
+
+@pytest.mark.parametrize("name", ["tfidf-1-2", "seq-pre"])
+def test_encode_masked_in_threads_equals_one_encode(texts, name: str) -> None:
+    """LIME's samples are encoded in chunks of rows, one per core: the same matrix as one encode."""
+    f = _featurizers(texts)[name]
+    text = texts[1] + " " + AWKWARD[0]
+    indexed = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)
+    terms, term_ids, words = word_tokens(text, indexed)
+    kept = np.random.default_rng(3).random((1500, indexed.num_words())) < 0.5
+    rows, cols = np.nonzero(kept[:, words])
+    whole = f.encode(TokenBatch(terms=terms, ids=term_ids[cols], rows=rows, n_rows=len(kept)))
+    chunked = encode_masked(f, terms, term_ids, kept[:, words])
+    if sp.issparse(whole):
+        assert chunked.shape == whole.shape and (chunked != whole).nnz == 0
+    else:
+        np.testing.assert_array_equal(chunked, whole)

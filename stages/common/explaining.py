@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,7 @@ from stages.common.features import Featurizer, TokenBatch, token_spans
 SPLIT_EXPRESSION = r"[^\w']+"
 
 ProbaFn = Callable[[Sequence[str]], np.ndarray]
+MIN_ROWS_PER_THREAD = 256  # smaller batches are encoded in the calling thread
 log = logging.getLogger(__name__)
 
 
@@ -80,15 +84,23 @@ def _same_features(a: Any, b: Any) -> bool:
 
 def _masked_explainer_class() -> type:
     from lime.lime_text import LimeTextExplainer
-    from sklearn.metrics.pairwise import pairwise_distances
+
+    from stages.common.lime_fast import fast_lime_base_class, legacy_removals
+
+    fast_base = fast_lime_base_class()
 
     class MaskedLimeTextExplainer(LimeTextExplainer):
         """``LimeTextExplainer`` whose ``classifier_fn(indexed, data)`` gets LIME's 0/1 sample matrix.
 
-        Overrides the one private step that builds the neighbourhood; the random calls are the
-        same (``choice(range(d), k, replace=False)`` is ``permutation(d)[:k]`` in NumPy's legacy
-        ``RandomState``), so samples, weights and surrogate are those of the stock explainer.
+        Overrides the one private step that builds the neighbourhood, with the same random
+        calls (:func:`~stages.common.lime_fast.legacy_removals` replays them in compiled code),
+        and solves the surrogate in NumPy (:class:`~stages.common.lime_fast.FastLimeBase`):
+        samples, weights and surrogate are those of the stock explainer.
         """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.base = fast_base(self.base.kernel_fn, self.base.verbose, random_state=self.random_state)
 
         def _LimeTextExplainer__data_labels_distances(  # noqa: N802 - overrides lime's mangled name
             self, indexed_string: Any, classifier_fn: Any, num_samples: int, distance_metric: str = "cosine"
@@ -96,14 +108,49 @@ def _masked_explainer_class() -> type:
             doc_size = indexed_string.num_words()
             sample = self.random_state.randint(1, doc_size + 1, num_samples - 1)
             data = np.ones((num_samples, doc_size))
-            for i, size in enumerate(sample, start=1):
-                data[i, self.random_state.permutation(doc_size)[:size]] = 0
+            data[1:][legacy_removals(self.random_state, doc_size, sample)] = 0
             labels = classifier_fn(indexed_string, data)
-            x = sp.csr_matrix(data)
-            distances = pairwise_distances(x, x[0], metric=distance_metric).ravel() * 100
-            return data, labels, distances
+            if distance_metric != "cosine":  # pragma: no cover - LIME's default is the only one used
+                from sklearn.metrics.pairwise import pairwise_distances
+
+                x = sp.csr_matrix(data)
+                return data, labels, pairwise_distances(x, x[0], metric=distance_metric).ravel() * 100
+            # cosine distance of a 0/1 row keeping m of d words to the all-ones row: 1 - sqrt(m / d)
+            # (a row without words is at distance 1, as scikit-learn's cosine distance has it)
+            kept = data.sum(axis=1)
+            return data, labels, (1.0 - np.sqrt(kept / doc_size)) * 100
 
     return MaskedLimeTextExplainer
+
+
+@cache
+def _encode_pool() -> tuple[ThreadPoolExecutor | None, int]:
+    """Threads for encoding LIME's samples, one per core (NumPy and SciPy release the GIL), and their number."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    workers = min(cores, 8)
+    return (ThreadPoolExecutor(workers, thread_name_prefix="lime-encode") if workers > 1 else None), workers
+
+
+def encode_masked(featurizer: Featurizer, terms: list[str], term_ids: np.ndarray, kept: np.ndarray) -> Any:
+    """Features of ``kept.shape[0]`` token sequences: row i keeps the tokens where ``kept[i]`` is True.
+
+    :meth:`Featurizer.encode` on the kept tokens, in one chunk of rows per core (a row's features
+    depend on that row alone), stacked in row order.
+    """
+
+    def encode(block: np.ndarray) -> Any:
+        rows, cols = np.nonzero(block)
+        return featurizer.encode(TokenBatch(terms=terms, ids=term_ids[cols], rows=rows, n_rows=len(block)))
+
+    pool, workers = _encode_pool()
+    if pool is None or len(kept) < MIN_ROWS_PER_THREAD * 2:
+        return encode(kept)
+    blocks = np.array_split(kept, min(workers, len(kept) // MIN_ROWS_PER_THREAD))
+    parts = list(pool.map(encode, blocks))
+    return sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
 
 
 def masked_classifier(text: str, model: TextModel) -> Callable[[Any, np.ndarray], np.ndarray]:
@@ -114,9 +161,7 @@ def masked_classifier(text: str, model: TextModel) -> Callable[[Any, np.ndarray]
         features = None
         if mapping is not None:
             terms, term_ids, words = mapping
-            rows, cols = np.nonzero(data.astype(bool)[:, words])
-            batch = TokenBatch(terms=terms, ids=term_ids[cols], rows=rows.astype(np.int64), n_rows=len(data))
-            features = model.featurizer.encode(batch)
+            features = encode_masked(model.featurizer, terms, term_ids, data.astype(bool)[:, words])
             if not _same_features(features[:1], model.featurizer.transform([text])):
                 features = None
         if features is None:
@@ -232,6 +277,13 @@ def explain_text(
         words=[(str(w), float(v)) for w, v in exp.as_list(label=1)],
         seconds=seconds,
     )
+
+
+def warm_up(model: TextModel, *, fast: bool = True) -> None:
+    """One small untimed explanation: one-off costs (numba's compile or cache load, TensorFlow's
+    tracing) stay out of the seconds that explanations report."""
+    text = "A warm-up review: the plot was good, the acting bad, and the ending good."
+    explain_text(text, "warm-up", 1, model, random_state=0, num_samples=600, fast=fast)
 
 
 def remove_words(text: str, words: Sequence[str], keep_only: bool = False) -> str:

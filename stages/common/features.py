@@ -131,10 +131,11 @@ class _NgramLookup:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         word_of_term = np.array([self.words.get(t, -1) for t in batch.terms], dtype=np.int64)
         ids, rows = batch.ids, batch.rows
-        starts = np.flatnonzero(rows[:m] == rows[n - 1 :])  # rows are sorted: the n-gram lies in one text
+        # rows are sorted: an n-gram lies in one text where its first and last tokens do
+        starts = np.arange(m) if n == 1 else np.flatnonzero(rows[:m] == rows[n - 1 :])
         n_terms = len(batch.terms)
-        if n_terms**n <= 1 << 20:
-            # few distinct terms (LIME's samples of one review): look every combination up once
+        if n_terms**n <= min(1 << 20, 4 * len(starts)):
+            # few distinct terms, many n-grams (LIME's samples of one review): look every combination up once
             combos = np.indices((n_terms,) * n).reshape(n, -1)
             table = self.lookup(word_of_term[combos])
             local = np.zeros(len(starts), dtype=np.int64)
@@ -196,11 +197,14 @@ class Featurizer:
     n_train_docs: int = 0
     _index: dict[str, int] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     _ngrams: _NgramLookup = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    _idf: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.vocabulary)})
         if self.config.kind == "bow":
             object.__setattr__(self, "_ngrams", _NgramLookup.build(self.vocabulary))
+        if self.idf is not None:
+            object.__setattr__(self, "_idf", np.asarray(self.idf, dtype=np.float32))
 
     @property
     def input_dim(self) -> int:
@@ -228,18 +232,16 @@ class Featurizer:
     def _bow(self, batch: TokenBatch) -> sp.csr_matrix:
         cfg = self.config
         lo, hi = cfg.ngram_range
-        rows_out, cols_out = [], []
+        shape = (batch.n_rows, len(self.vocabulary))
+        counts = None
         for n in range(lo, hi + 1):
-            rows, cols = self._ngrams.columns(batch, n)
-            rows_out.append(rows)
-            cols_out.append(cols)
-        rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
-        cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
-        counts = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(batch.n_rows, len(self.vocabulary))
-        )
-        counts.sum_duplicates()  # also sorts the column indices, as CountVectorizer's output is
-        return weight_counts(counts, cfg, self.idf)
+            rows, cols = self._ngrams.columns(batch, n)  # rows are non-decreasing: CSR without a COO pass
+            indptr = np.zeros(batch.n_rows + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=batch.n_rows), out=indptr[1:])
+            part = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=shape)
+            part.sum_duplicates()  # sorts each row's columns and adds repeats, as CountVectorizer counts
+            counts = part if counts is None else counts + part  # n-gram orders have disjoint columns
+        return weight_counts(counts, cfg, self._idf)
 
     def _seq(self, batch: TokenBatch) -> np.ndarray:
         cfg = self.config
@@ -284,7 +286,9 @@ class Featurizer:
         )
 
 
-def weight_counts(counts: sp.csr_matrix, cfg: FeaturizerConfig, idf: Sequence[float] | None) -> sp.csr_matrix:
+def weight_counts(
+    counts: sp.csr_matrix, cfg: FeaturizerConfig, idf: Sequence[float] | np.ndarray | None
+) -> sp.csr_matrix:
     """Turn raw term counts into the configured bag-of-words weighting."""
     counts = counts.astype(np.float32)
     if cfg.mode == "multi_hot":
@@ -295,8 +299,9 @@ def weight_counts(counts: sp.csr_matrix, cfg: FeaturizerConfig, idf: Sequence[fl
     if cfg.sublinear_tf:
         counts.data = (1.0 + np.log(counts.data)).astype(np.float32)
     assert idf is not None, "tfidf featurizer without idf weights"
-    weighted = counts @ sp.diags(np.asarray(idf, dtype=np.float32))
-    return normalize(weighted.tocsr(), norm="l2", copy=False).astype(np.float32)
+    # each stored count times its column's idf (what ``counts @ diags(idf)`` computes, without the product)
+    counts.data *= np.asarray(idf, dtype=np.float32)[counts.indices]
+    return normalize(counts, norm="l2", copy=False)
 
 
 def pad_flat(
