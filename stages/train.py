@@ -24,6 +24,7 @@ from stages.common.cli import DataError
 from stages.common.io import atomic_path, write_json
 from stages.common.models import (
     ModelConfig,
+    build_embedding_warmup,
     build_model,
     configure_determinism,
     distribution_strategy,
@@ -71,10 +72,26 @@ def train_model(
     configure_determinism(seed)
     fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
     y = y.astype(np.float32)
+    warmup = None
     with distribution_strategy(cfg.distribution).scope():
         model = build_model(cfg, input_dim=input_dim, seq_len=seq_len)
         if initial is not None:  # the same architecture (same params section): start from its weights
             model.set_weights(initial.get_weights())
+        elif cfg.architecture == "lstm" and cfg.embedding_warmup_epochs > 0:
+            warmup = build_embedding_warmup(cfg, input_dim=input_dim)
+    warmup_summary: dict[str, Any] = {}
+    if warmup is not None:  # learn the embedding with a bag-of-embeddings model, then hand it to the LSTM
+        fit = warmup.fit(
+            X[fit_idx],
+            y[fit_idx],
+            validation_data=(X[val_idx], y[val_idx]),
+            epochs=cfg.embedding_warmup_epochs,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            verbose=2,
+        )
+        model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
+        warmup_summary = {"embedding_warmup_val_accuracy": float(fit.history["val_accuracy"][-1])}
     callbacks = []
     if cfg.early_stopping_patience is not None:
         callbacks.append(
@@ -103,6 +120,7 @@ def train_model(
         "train_rows": len(fit_idx),
         "validation_rows": len(val_idx),
         "parameters": int(model.count_params()),
+        **warmup_summary,
     }
     return TrainResult(model=model, history=hist, summary=summary)
 

@@ -149,3 +149,47 @@ def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], epochs=1)
     _, result = finetune(target, f, source, MLP, cfg, seed=1)
     assert result.model.inputs[0].sparse  # LIME's fast path and memory use rely on it
+
+
+def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:
+    """The bag-of-embeddings warm-up learns the word vectors; a frozen embedding keeps them while the LSTM trains."""
+    import dataclasses
+
+    import keras
+
+    texts, y = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
+    X = f.transform(texts)
+    cfg = dataclasses.replace(LSTM, embedding_warmup_epochs=2, freeze_embedding=True, epochs=2)
+    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24, seed=4)
+    assert 0.0 <= result.summary["embedding_warmup_val_accuracy"] <= 1.0
+    embedding = result.model.get_layer("embedding")
+    assert not embedding.trainable
+
+    # frozen: without a warm-up the embedding stays at its seeded random start; the warm-up moved it
+    from stages.common.models import build_model, configure_determinism
+
+    cold = train_model(
+        dataclasses.replace(cfg, embedding_warmup_epochs=0), X, y, input_dim=f.input_dim, seq_len=24, seed=4
+    )
+    configure_determinism(4)
+    start = build_model(dataclasses.replace(cfg, embedding_warmup_epochs=0), input_dim=f.input_dim)
+    random_start = keras.ops.convert_to_numpy(start.get_layer("embedding").embeddings)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(cold.model.get_layer("embedding").embeddings), random_start
+    )
+    final = keras.ops.convert_to_numpy(embedding.embeddings)
+    assert not np.allclose(final, random_start, atol=1e-3)
+    assert not np.array_equal(predict_proba(cold.model, X), predict_proba(result.model, X))
+
+    # saved and loaded in safe mode, still frozen; a fine-tune from it starts from the same weights
+    path = tmp_path / "lstm.keras"
+    result.model.save(path)
+    loaded = load_model(path)
+    assert not loaded.get_layer("embedding").trainable
+    np.testing.assert_allclose(predict_proba(loaded, X), predict_proba(result.model, X), rtol=1e-6)
+    tuned = train_model(
+        dataclasses.replace(cfg, epochs=1), X, y, input_dim=f.input_dim, seq_len=24, seed=4, initial=loaded
+    )
+    assert "embedding_warmup_val_accuracy" not in tuned.summary  # no warm-up when starting from a model
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(tuned.model.get_layer("embedding").embeddings), final)

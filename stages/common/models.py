@@ -34,6 +34,10 @@ class ModelConfig:
     bidirectional: bool = False
     pooling: Literal["last", "mean"] = "last"  # the LSTM's last state, or the mean of its states over the words
     recurrent_dropout: float = 0.0
+    # epochs of a bag-of-embeddings model (mean word vector → Dense → sigmoid) that learns the
+    # embedding before the LSTM trains on it (0: the LSTM learns its embedding from random)
+    embedding_warmup_epochs: int = 0
+    freeze_embedding: bool = False  # keep the embedding fixed while the LSTM trains
     # both
     dropout: float = 0.0
     l2: float = 0.0
@@ -72,6 +76,11 @@ class ModelConfig:
         else:
             check(self.units >= 1, f"{path}.units", f"must be >= 1, got {self.units}")
             check(self.embedding_dim >= 1, f"{path}.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
+            check(
+                self.embedding_warmup_epochs >= 0,
+                f"{path}.embedding_warmup_epochs",
+                f"must be >= 0, got {self.embedding_warmup_epochs}",
+            )
 
 
 def distribution_strategy(name: str) -> Any:
@@ -133,7 +142,9 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
         # any length: the featurizer pads to maxlen, and padding is masked, so LIME's fast path
         # may drop all-padding columns without changing a prediction
         inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
-        x = keras.layers.Embedding(input_dim, cfg.embedding_dim, mask_zero=True, name="embedding")(inputs)
+        x = keras.layers.Embedding(
+            input_dim, cfg.embedding_dim, mask_zero=True, trainable=not cfg.freeze_embedding, name="embedding"
+        )(inputs)
         lstm = keras.layers.LSTM(
             cfg.units,
             dropout=cfg.dropout,
@@ -148,6 +159,26 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
         out_init = "glorot_uniform"
     outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=out_init, name="proba")(x)
     model = keras.Model(inputs, outputs, name=cfg.architecture)
+    compile_model(model, cfg)
+    return model
+
+
+def build_embedding_warmup(cfg: ModelConfig, input_dim: int) -> keras.Model:
+    """The bag-of-embeddings model that learns an LSTM's embedding first (``embedding_warmup_epochs``).
+
+    The mean of the review's word vectors (padding masked) → a ReLU layer of ``units`` × 2 →
+    sigmoid: quick to train (no recurrence), it puts sentiment into the word vectors that the
+    LSTM then reads. Its embedding layer has the LSTM's name and shape, so weights carry over.
+    """
+    import keras
+
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(input_dim, cfg.embedding_dim, mask_zero=True, name="embedding")(inputs)
+    x = keras.layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(x)
+    x = keras.layers.Dense(2 * cfg.units, activation="relu", name="warmup_hidden")(x)
+    x = keras.layers.Dropout(0.5, name="warmup_dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="proba")(x)
+    model = keras.Model(inputs, outputs, name="embedding_warmup")
     compile_model(model, cfg)
     return model
 
