@@ -43,6 +43,9 @@ class FinetuneConfig:
     learning_rate: float = 0.0005
     epochs: int = 3
     early_stopping_patience: int | None = 1
+    # LSTMs: refine the source's word vectors on the target (a model section's freeze_embedding
+    # holds while it learns from scratch; a new domain uses words differently)
+    freeze_embedding: bool = False
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -66,6 +69,7 @@ def finetune(
         learning_rate=cfg.learning_rate,
         epochs=cfg.epochs,
         early_stopping_patience=cfg.early_stopping_patience,
+        freeze_embedding=cfg.freeze_embedding,
     )
     train = splits["train"]
     X = features_from_npz(train)

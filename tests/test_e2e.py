@@ -71,6 +71,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
     yelp = write_yelp_csv(proj.parent / "reviews.csv.gz", n=200, seed=4)
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
+    shutil.copy(ROOT / ".dvcignore", proj / ".dvcignore")  # __pycache__ (bytecode, numba's cache) is not a dependency
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"]["imdb"].update(
         source=f"{base}/aclImdb_v1.tar.gz",

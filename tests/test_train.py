@@ -193,3 +193,23 @@ def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:
     )
     assert "embedding_warmup_val_accuracy" not in tuned.summary  # no warm-up when starting from a model
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tuned.model.get_layer("embedding").embeddings), final)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, freeze: bool) -> None:
+    import dataclasses
+
+    import keras
+
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
+    frozen = dataclasses.replace(LSTM, freeze_embedding=True)
+    source = train_model(frozen, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
+    cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, freeze_embedding=freeze)
+    _, result = finetune(_target_table(texts, y), f, source, frozen, cfg, seed=1)
+    before = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
+    after = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
+    assert result.model.get_layer("embedding").trainable is not freeze
+    assert np.array_equal(before, after) is freeze
