@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test lint format track ui bench compare predict server server-stop clean
+.PHONY: setup run repro test lint format track ui bench tune compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ track: setup        ## log the current pipeline state to MLflow again (e.g. afte
 
 bench: setup        ## benchmark on the real data (dvc repro --force, baselines, LIME): reports/benchmark.md
 	$(BIN)/python -m bench.benchmark
+
+tune: setup         ## validation study behind the model defaults (after `make run`): reports/tuning.md
+	$(BIN)/python -m bench.tune
 
 compare: setup      ## the newest MLflow runs of each dataset side by side (N=5)
 	$(BIN)/python -m tools.compare -n $(or $(N),5)

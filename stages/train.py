@@ -56,6 +56,30 @@ def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return np.sort(fit_idx), np.sort(val_idx)
 
 
+def _fit(
+    model: Any,
+    X: Any,
+    y: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """``model.fit`` on the fitting rows, validated on the carved-out ones (Keras' History)."""
+    return model.fit(
+        X[fit_idx],
+        y[fit_idx],
+        validation_data=(X[val_idx], y[val_idx]),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks or [],
+        verbose=2,
+    )
+
+
 def train_model(
     cfg: ModelConfig,
     X: Any,
@@ -81,15 +105,7 @@ def train_model(
             warmup = build_embedding_warmup(cfg, input_dim=input_dim)
     warmup_summary: dict[str, Any] = {}
     if warmup is not None:  # learn the embedding with a bag-of-embeddings model, then hand it to the LSTM
-        fit = warmup.fit(
-            X[fit_idx],
-            y[fit_idx],
-            validation_data=(X[val_idx], y[val_idx]),
-            epochs=cfg.embedding_warmup_epochs,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            verbose=2,
-        )
+        fit = _fit(warmup, X, y, fit_idx, val_idx, epochs=cfg.embedding_warmup_epochs, batch_size=cfg.batch_size)
         model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
         warmup_summary = {"embedding_warmup_val_accuracy": float(fit.history["val_accuracy"][-1])}
     callbacks = []
@@ -99,16 +115,7 @@ def train_model(
                 monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True, verbose=0
             )
         )
-    fit = model.fit(
-        X[fit_idx],
-        y[fit_idx],
-        validation_data=(X[val_idx], y[val_idx]),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    fit = _fit(model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks)
     hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
     hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
     best = int(hist["val_loss"].idxmin())

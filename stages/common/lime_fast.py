@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 
-_MT_N = 624  # MT19937 state words
-
 
 @cache
 def _kernel() -> Any:

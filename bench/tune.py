@@ -1,0 +1,209 @@
+"""Validation study: the evidence behind ``params.yaml``'s model defaults, reproducible.
+
+One command (``make tune``), after ``dvc repro`` has made the features and the IMDB models:
+each candidate is the default model section (or ``finetune:`` section) with a few values
+changed; it is trained exactly as the train / finetune stage would train it (same code,
+same seed, same early stopping) and scored on the validation rows that training carves
+from the *training* split. The test split is never scored here (that is ``make bench``'s
+job, once, for the chosen defaults). Writes a Markdown table to ``--out``
+(``reports/tuning.md``) and prints it; the README's "How the defaults were chosen" quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+from stages.common.io import features_from_npz, write_text
+from stages.common.models import ModelConfig, load_model, predict_proba
+from stages.common.params import load_params, parse, section, seed_from
+from stages.common.store import load_featurizer, load_split, read_table
+from stages.finetune import FinetuneConfig, finetune
+from stages.train import TrainResult, train_model, validation_indices
+
+log = logging.getLogger("bench.tune")
+
+FEATURES = Path("data/features")
+MODELS = Path("data/models")
+PREPARED = Path("data/prepared")
+
+
+@dataclass(frozen=True)
+class Study:
+    """Candidates for one dataset × model; ``finetune`` studies start from the source's trained model."""
+
+    dataset: str
+    model: str
+    finetune: bool
+    candidates: dict[str, dict[str, Any]]  # label → values that differ from params.yaml ({} = the default)
+
+
+# The choices the README's "How the defaults were chosen" stands on: the default next to the
+# alternatives it was preferred to. Keys are fields of the model section (or, for finetune
+# studies, of ``finetune:`` where they exist there).
+STUDIES: dict[str, Study] = {
+    "imdb-mlp": Study(
+        "imdb",
+        "mlp",
+        False,
+        {"default": {}, "two hidden layers of 16 (the original recipe's shape)": {"hidden_units": [16, 16]}},
+    ),
+    "imdb-lstm": Study(
+        "imdb",
+        "lstm",
+        False,
+        {
+            "default": {},
+            "128-dim embedding learned inside the LSTM (the previous default)": {
+                "embedding_dim": 128,
+                "embedding_warmup_epochs": 0,
+                "freeze_embedding": False,
+            },
+        },
+    ),
+    "yelp-mlp": Study("yelp", "mlp", True, {"default": {}, "learning rate 1e-3": {"learning_rate": 0.001}}),
+    "yelp-lstm": Study(
+        "yelp", "lstm", True, {"default": {}, "IMDB's word vectors kept frozen": {"freeze_embedding": True}}
+    ),
+}
+
+
+def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
+    """``cfg`` (a frozen dataclass) with ``overrides`` applied; an unknown key fails naming it."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{path}.{unknown[0]}: not a field of {type(cfg).__name__}")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def split_overrides(overrides: dict[str, Any], finetune: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``finetune:`` values, model-section values) of one candidate.
+
+    In a finetune study a key that ``finetune:`` has (e.g. ``freeze_embedding``) is the
+    finetune stage's value, which is what that stage trains with; otherwise every key is
+    the model section's.
+    """
+    if not finetune:
+        return {}, dict(overrides)
+    ft_fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    return (
+        {k: v for k, v in overrides.items() if k in ft_fields},
+        {k: v for k, v in overrides.items() if k not in ft_fields},
+    )
+
+
+def validation_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and ROC AUC at the 0.5 threshold."""
+    pred = (p >= 0.5).astype(int)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "roc_auc": float(roc_auc_score(y, p)),
+    }
+
+
+def validation_report(result: TrainResult, cfg: ModelConfig, X: Any, y: np.ndarray, seed: int, seconds: float) -> dict:
+    """Scores of a trained candidate on the validation rows its training carved (the same seeded split)."""
+    _, val_idx = validation_indices(y, cfg.validation_split, seed)
+    return {
+        **validation_scores(y[val_idx], predict_proba(result.model, X[val_idx])),
+        "validation_rows": len(val_idx),
+        "epochs_run": result.summary["epochs_run"],
+        "seconds": seconds,
+    }
+
+
+def score_candidate(
+    cfg: ModelConfig, X: Any, y: np.ndarray, *, input_dim: int, seq_len: int | None, seed: int
+) -> dict[str, Any]:
+    """Train from scratch as the train stage does, then score the validation rows. Pure (no files)."""
+    start = time.perf_counter()
+    result = train_model(cfg, X, y, input_dim=input_dim, seq_len=seq_len, seed=seed)
+    return validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
+
+
+def run_study(name: str, study: Study, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every candidate of one study on the pipeline's own features (and source model)."""
+    seed = seed_from(params)
+    base = parse(ModelConfig, section(params, study.model), study.model)
+    rows = []
+    for label, overrides in study.candidates.items():
+        if study.finetune:
+            ft_over, model_over = split_overrides(overrides, finetune=True)
+            ft = with_overrides(parse(FinetuneConfig, section(params, "finetune"), "finetune"), ft_over, "finetune")
+            cfg = with_overrides(base, model_over, study.model)
+            featurizer = load_featurizer(FEATURES / ft.source / study.model)
+            source = load_model(MODELS / ft.source / f"{study.model}.keras")
+            start = time.perf_counter()
+            splits, result = finetune(
+                read_table(PREPARED / f"{study.dataset}.parquet"), featurizer, source, cfg, ft, seed
+            )
+            train = splits["train"]
+            X, y = features_from_npz(train), train["y"].astype(np.int64)
+            # finetune trains with the finetune section's values: score with the config it used
+            scores = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
+        else:
+            cfg = with_overrides(base, overrides, study.model)
+            features = FEATURES / study.dataset / study.model
+            featurizer = load_featurizer(features)
+            train = load_split(features, "train")
+            scores = score_candidate(
+                cfg, train.X, train.y, input_dim=featurizer.input_dim, seq_len=featurizer.config.maxlen, seed=seed
+            )
+        log.info("%s / %s: %s", name, label, scores)
+        rows.append({"study": name, "candidate": label, "overrides": overrides, **scores})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], machine: str) -> str:
+    """The study as a Markdown table (one row per candidate)."""
+    lines = [
+        "# Validation study",
+        "",
+        f"Produced by `make tune` ({machine}). Each candidate is trained as the train/finetune stage "
+        "trains it and scored on the validation rows carved from the training split; never on a test split.",
+        "",
+        "| study | candidate | changed values | validation rows | accuracy | balanced accuracy | ROC AUC "
+        "| epochs | time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        changed = ", ".join(f"`{k}: {v}`" for k, v in r["overrides"].items()) or "params.yaml"
+        lines.append(
+            f"| {r['study']} | {r['candidate']} | {changed} | {r['validation_rows']} | {r['accuracy']:.4f} | "
+            f"{r['balanced_accuracy']:.4f} | {r['roc_auc']:.4f} | {r['epochs_run']} | {r['seconds']:.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m bench.tune [--study imdb-lstm ...] [--out reports/tuning.md]``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--study", action="append", choices=sorted(STUDIES), help="run only these (default: all)")
+    p.add_argument("--out", type=Path, default=Path("reports/tuning.md"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bench.benchmark import machine
+
+    params = load_params(Path("params.yaml"))
+    rows: list[dict[str, Any]] = []
+    for name in args.study or list(STUDIES):
+        rows += run_study(name, STUDIES[name], params)
+    text = markdown(rows, machine())
+    write_text(args.out, text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
