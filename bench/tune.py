@@ -69,6 +69,7 @@ STUDIES: dict[str, Study] = {
                 "embedding_warmup_epochs": 0,
                 "freeze_embedding": False,
             },
+            "input dropout 0.5 instead of 0.2": {"dropout": 0.5},
         },
     ),
     "yelp-mlp": Study("yelp", "mlp", True, {"default": {}, "learning rate 1e-3": {"learning_rate": 0.001}}),
