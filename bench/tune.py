@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
+from bench.benchmark import machine, scores
 from stages.common.io import features_from_npz, write_text
 from stages.common.models import ModelConfig, load_model, predict_proba
 from stages.common.params import load_params, parse, section, seed_from
@@ -36,6 +36,7 @@ log = logging.getLogger("bench.tune")
 FEATURES = Path("data/features")
 MODELS = Path("data/models")
 PREPARED = Path("data/prepared")
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc")  # what bench.benchmark.scores returns, in order
 
 
 @dataclass(frozen=True)
@@ -104,21 +105,11 @@ def split_overrides(overrides: dict[str, Any], finetune: bool) -> tuple[dict[str
     )
 
 
-def validation_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Accuracy, balanced accuracy and ROC AUC at the 0.5 threshold."""
-    pred = (p >= 0.5).astype(int)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "roc_auc": float(roc_auc_score(y, p)),
-    }
-
-
 def validation_report(result: TrainResult, cfg: ModelConfig, X: Any, y: np.ndarray, seed: int, seconds: float) -> dict:
     """Scores of a trained candidate on the validation rows its training carved (the same seeded split)."""
     _, val_idx = validation_indices(y, cfg.validation_split, seed)
     return {
-        **validation_scores(y[val_idx], predict_proba(result.model, X[val_idx])),
+        **dict(zip(METRICS, map(float, scores(y[val_idx], predict_proba(result.model, X[val_idx]))), strict=True)),
         "validation_rows": len(val_idx),
         "epochs_run": result.summary["epochs_run"],
         "seconds": seconds,
@@ -134,36 +125,48 @@ def score_candidate(
     return validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
 
 
+def study_inputs(study: Study, params: dict[str, Any]) -> list[Path]:
+    """The pipeline outputs a study reads (``make run`` makes them)."""
+    if study.finetune:
+        source = params["finetune"]["source"]
+        return [
+            PREPARED / f"{study.dataset}.parquet",
+            FEATURES / source / study.model,
+            MODELS / source / f"{study.model}.keras",
+        ]
+    return [FEATURES / study.dataset / study.model]
+
+
 def run_study(name: str, study: Study, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every candidate of one study on the pipeline's own features (and source model)."""
+    """Every candidate of one study on the pipeline's own features (and source model), each loaded once."""
     seed = seed_from(params)
     base = parse(ModelConfig, section(params, study.model), study.model)
+    finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
+    if study.finetune:
+        table = read_table(PREPARED / f"{study.dataset}.parquet")
+        featurizer = load_featurizer(FEATURES / finetune_base.source / study.model)
+    else:
+        features = FEATURES / study.dataset / study.model
+        featurizer = load_featurizer(features)
+        train = load_split(features, "train")
     rows = []
     for label, overrides in study.candidates.items():
+        ft_over, model_over = split_overrides(overrides, finetune=study.finetune)
+        cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
-            ft_over, model_over = split_overrides(overrides, finetune=True)
-            ft = with_overrides(parse(FinetuneConfig, section(params, "finetune"), "finetune"), ft_over, "finetune")
-            cfg = with_overrides(base, model_over, study.model)
-            featurizer = load_featurizer(FEATURES / ft.source / study.model)
-            source = load_model(MODELS / ft.source / f"{study.model}.keras")
+            ft = with_overrides(finetune_base, ft_over, "finetune")
+            source = load_model(MODELS / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
-            splits, result = finetune(
-                read_table(PREPARED / f"{study.dataset}.parquet"), featurizer, source, cfg, ft, seed
-            )
-            train = splits["train"]
-            X, y = features_from_npz(train), train["y"].astype(np.int64)
+            splits, result = finetune(table, featurizer, source, cfg, ft, seed)
+            X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
             # finetune trains with the finetune section's values: score with the config it used
-            scores = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
+            measured = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
         else:
-            cfg = with_overrides(base, overrides, study.model)
-            features = FEATURES / study.dataset / study.model
-            featurizer = load_featurizer(features)
-            train = load_split(features, "train")
-            scores = score_candidate(
+            measured = score_candidate(
                 cfg, train.X, train.y, input_dim=featurizer.input_dim, seq_len=featurizer.config.maxlen, seed=seed
             )
-        log.info("%s / %s: %s", name, label, scores)
-        rows.append({"study": name, "candidate": label, "overrides": overrides, **scores})
+        log.info("%s / %s: %s", name, label, measured)
+        rows.append({"study": name, "candidate": label, "overrides": overrides, **measured})
     return rows
 
 
@@ -195,11 +198,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("reports/tuning.md"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from bench.benchmark import machine
-
     params = load_params(Path("params.yaml"))
+    names = args.study or list(STUDIES)
+    missing = [str(path) for name in names for path in study_inputs(STUDIES[name], params) if not path.exists()]
+    if missing:
+        raise SystemExit(f"bench.tune: {missing[0]} not found; run the pipeline first (make run)")
     rows: list[dict[str, Any]] = []
-    for name in args.study or list(STUDIES):
+    for name in names:
         rows += run_study(name, STUDIES[name], params)
     text = markdown(rows, machine())
     write_text(args.out, text)

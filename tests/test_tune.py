@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.tune import STUDIES, markdown, score_candidate, split_overrides, with_overrides
+from bench.tune import STUDIES, main, markdown, score_candidate, split_overrides, with_overrides
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.models import ModelConfig
 from stages.common.params import load_params, parse, section
@@ -66,3 +66,11 @@ def test_score_candidate_is_seeded_and_scores_only_validation_rows() -> None:
     assert first["roc_auc"] > 0.7  # the generated reviews carry learnable cues
     text = markdown([{"study": "s", "candidate": "default", "overrides": {}, **first}], "test machine")
     assert "| s | default | params.yaml | " in text
+
+
+def test_before_the_pipeline_has_run_it_names_the_missing_output(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"data/features/imdb/lstm not found; run the pipeline first"):
+        main(["--study", "imdb-lstm", "--out", str(tmp_path / "tuning.md")])
+    assert not (tmp_path / "tuning.md").exists()
