@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,13 +30,24 @@ from stages.common.params import load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, load_split, read_table
 from stages.finetune import FinetuneConfig, finetune
 from stages.train import TrainResult, train_model, validation_indices
+from tools.predict import dvc_paths
 
 log = logging.getLogger("bench.tune")
 
-FEATURES = Path("data/features")
-MODELS = Path("data/models")
-PREPARED = Path("data/prepared")
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc")  # what bench.benchmark.scores returns, in order
+
+
+class PipelineDirs(NamedTuple):
+    """Where the pipeline keeps what a study reads: dvc.yaml's ``vars.paths``, declared there only."""
+
+    prepared: Path
+    features: Path
+    models: Path
+
+    @classmethod
+    def from_dvc_yaml(cls, dvc_yaml: Path = Path("dvc.yaml")) -> PipelineDirs:
+        paths = dvc_paths(dvc_yaml)
+        return cls(Path(paths["prepared"]), Path(paths["features"]), Path(paths["models"]))
 
 
 @dataclass(frozen=True)
@@ -125,28 +136,28 @@ def score_candidate(
     return validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
 
 
-def study_inputs(study: Study, params: dict[str, Any]) -> list[Path]:
+def study_inputs(study: Study, params: dict[str, Any], dirs: PipelineDirs) -> list[Path]:
     """The pipeline outputs a study reads (``make run`` makes them)."""
     if study.finetune:
         source = params["finetune"]["source"]
         return [
-            PREPARED / f"{study.dataset}.parquet",
-            FEATURES / source / study.model,
-            MODELS / source / f"{study.model}.keras",
+            dirs.prepared / f"{study.dataset}.parquet",
+            dirs.features / source / study.model,
+            dirs.models / source / f"{study.model}.keras",
         ]
-    return [FEATURES / study.dataset / study.model]
+    return [dirs.features / study.dataset / study.model]
 
 
-def run_study(name: str, study: Study, params: dict[str, Any]) -> list[dict[str, Any]]:
+def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs) -> list[dict[str, Any]]:
     """Every candidate of one study on the pipeline's own features (and source model), each loaded once."""
     seed = seed_from(params)
     base = parse(ModelConfig, section(params, study.model), study.model)
     finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
     if study.finetune:
-        table = read_table(PREPARED / f"{study.dataset}.parquet")
-        featurizer = load_featurizer(FEATURES / finetune_base.source / study.model)
+        table = read_table(dirs.prepared / f"{study.dataset}.parquet")
+        featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
     else:
-        features = FEATURES / study.dataset / study.model
+        features = dirs.features / study.dataset / study.model
         featurizer = load_featurizer(features)
         train = load_split(features, "train")
     rows = []
@@ -155,7 +166,7 @@ def run_study(name: str, study: Study, params: dict[str, Any]) -> list[dict[str,
         cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
             ft = with_overrides(finetune_base, ft_over, "finetune")
-            source = load_model(MODELS / ft.source / f"{study.model}.keras")  # fresh weights per candidate
+            source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
             splits, result = finetune(table, featurizer, source, cfg, ft, seed)
             X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
@@ -199,13 +210,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(Path("params.yaml"))
+    dirs = PipelineDirs.from_dvc_yaml()
     names = args.study or list(STUDIES)
-    missing = [str(path) for name in names for path in study_inputs(STUDIES[name], params) if not path.exists()]
+    missing = [str(p) for name in names for p in study_inputs(STUDIES[name], params, dirs) if not p.exists()]
     if missing:
         raise SystemExit(f"bench.tune: {missing[0]} not found; run the pipeline first (make run)")
     rows: list[dict[str, Any]] = []
     for name in names:
-        rows += run_study(name, STUDIES[name], params)
+        rows += run_study(name, STUDIES[name], params, dirs)
     text = markdown(rows, machine())
     write_text(args.out, text)
     sys.stdout.write(text)

@@ -69,8 +69,14 @@ def test_score_candidate_is_seeded_and_scores_only_validation_rows() -> None:
 
 
 def test_before_the_pipeline_has_run_it_names_the_missing_output(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"data/features/imdb/lstm not found; run the pipeline first"):
         main(["--study", "imdb-lstm", "--out", str(tmp_path / "tuning.md")])
     assert not (tmp_path / "tuning.md").exists()
+    # the directories are dvc.yaml's (vars.paths), not the study's own copy of them
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("features: data/features", "features: elsewhere/features"))
+    with pytest.raises(SystemExit, match=r"elsewhere/features/imdb/lstm not found"):
+        main(["--study", "imdb-lstm", "--out", str(tmp_path / "tuning.md")])
