@@ -81,6 +81,7 @@ STUDIES: dict[str, Study] = {
                 "embedding_warmup_epochs": 0,
                 "freeze_embedding": False,
             },
+            "without the bag-of-embeddings path beside the LSTM (the previous default)": {"bag_of_embeddings": False},
             "input dropout 0.5 instead of 0.2": {"dropout": 0.5},
         },
     ),

@@ -80,6 +80,21 @@ def _fit(
     )
 
 
+def hand_over_warmup(warmup: Any, model: Any) -> None:
+    """Give the LSTM model what the warm-up learned: its word vectors and, with ``bag_of_embeddings``,
+    its bag path and output layer, the LSTM's share of the output at zero (so training starts
+    from the warm-up's predictions and the LSTM learns what word order adds)."""
+    model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
+    names = {layer.name for layer in model.layers}
+    if "lstm_and_bag" not in names:
+        return
+    model.get_layer("warmup_hidden").set_weights(warmup.get_layer("warmup_hidden").get_weights())
+    kernel, bias = warmup.get_layer("proba").get_weights()
+    out = model.get_layer("proba")
+    lstm_width = out.kernel.shape[0] - kernel.shape[0]  # the concatenation is [LSTM features, bag features]
+    out.set_weights([np.vstack([np.zeros((lstm_width, 1), kernel.dtype), kernel]), bias])
+
+
 def train_model(
     cfg: ModelConfig,
     X: Any,
@@ -106,7 +121,7 @@ def train_model(
     warmup_summary: dict[str, Any] = {}
     if warmup is not None:  # learn the embedding with a bag-of-embeddings model, then hand it to the LSTM
         fit = _fit(warmup, X, y, fit_idx, val_idx, epochs=cfg.embedding_warmup_epochs, batch_size=cfg.batch_size)
-        model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
+        hand_over_warmup(warmup, model)
         warmup_summary = {"embedding_warmup_val_accuracy": float(fit.history["val_accuracy"][-1])}
     callbacks = []
     if cfg.early_stopping_patience is not None:

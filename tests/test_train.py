@@ -213,3 +213,42 @@ def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, f
     after = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
     assert result.model.get_layer("embedding").trainable is not freeze
     assert np.array_equal(before, after) is freeze
+
+
+def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(corpus, tmp_path: Path) -> None:
+    """``bag_of_embeddings``: handed the warm-up, the LSTM model predicts exactly what the warm-up
+    did (the LSTM's share of the output starts at zero); training then moves that share."""
+    import dataclasses
+
+    import keras
+
+    from stages.common.models import build_embedding_warmup, build_model, configure_determinism, fast_predictor
+    from stages.train import hand_over_warmup
+
+    texts, y = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
+    X = f.transform(texts)
+    cfg = dataclasses.replace(
+        LSTM, bidirectional=True, pooling="mean", bag_of_embeddings=True, embedding_warmup_epochs=1, epochs=2
+    )
+    configure_determinism(5)
+    warmup = build_embedding_warmup(cfg, input_dim=f.input_dim)
+    warmup.fit(X, y.astype(np.float32), epochs=1, batch_size=32, verbose=0)
+    model = build_model(cfg, input_dim=f.input_dim)
+    assert not np.allclose(predict_proba(model, X), predict_proba(warmup, X), atol=1e-4)
+    hand_over_warmup(warmup, model)
+    np.testing.assert_allclose(predict_proba(model, X), predict_proba(warmup, X), rtol=1e-5, atol=1e-6)
+    lstm_share = model.get_layer("proba").get_weights()[0][: 2 * cfg.units]
+    assert not lstm_share.any()
+
+    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24, seed=5)
+    trained_share = result.model.get_layer("proba").get_weights()[0][: 2 * cfg.units]
+    assert np.abs(trained_share).max() > 0  # the LSTM now contributes
+    path = tmp_path / "hybrid.keras"
+    result.model.save(path)
+    loaded = load_model(path)  # safe mode: standard layers only
+    expected = predict_proba(result.model, X)
+    np.testing.assert_allclose(predict_proba(loaded, X), expected, rtol=1e-5, atol=1e-6)
+    # LIME's fast path drops all-padding columns: the masked bag and LSTM paths agree with predict
+    np.testing.assert_allclose(fast_predictor(loaded)(X), expected, rtol=1e-4, atol=1e-5)
+    assert keras.ops.convert_to_numpy(loaded.get_layer("embedding").embeddings).shape[1] == cfg.embedding_dim

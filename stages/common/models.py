@@ -38,6 +38,9 @@ class ModelConfig:
     # embedding before the LSTM trains on it (0: the LSTM learns its embedding from random)
     embedding_warmup_epochs: int = 0
     freeze_embedding: bool = False  # keep the embedding fixed while the LSTM trains
+    # keep the warm-up's bag-of-embeddings path beside the LSTM: both feed the output layer, which
+    # starts as the warm-up's (the LSTM's share at zero), so the LSTM learns what word order adds
+    bag_of_embeddings: bool = False
     # both
     dropout: float = 0.0
     l2: float = 0.0
@@ -142,9 +145,10 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
         # any length: the featurizer pads to maxlen, and padding is masked, so LIME's fast path
         # may drop all-padding columns without changing a prediction
         inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
-        x = keras.layers.Embedding(
+        embedded = keras.layers.Embedding(
             input_dim, cfg.embedding_dim, mask_zero=True, trainable=not cfg.freeze_embedding, name="embedding"
         )(inputs)
+        x = embedded
         lstm = keras.layers.LSTM(
             cfg.units,
             dropout=cfg.dropout,
@@ -156,6 +160,8 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
         x = keras.layers.Bidirectional(lstm, name="bilstm")(x) if cfg.bidirectional else lstm(x)
         if cfg.pooling == "mean":  # masked: the mean over the review's words, padding left out
             x = keras.layers.GlobalAveragePooling1D(name="mean_over_words")(x)
+        if cfg.bag_of_embeddings:
+            x = keras.layers.Concatenate(name="lstm_and_bag")([x, _bag_of_embeddings(cfg, embedded)])
         out_init = "glorot_uniform"
     outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=out_init, name="proba")(x)
     model = keras.Model(inputs, outputs, name=cfg.architecture)
@@ -174,13 +180,19 @@ def build_embedding_warmup(cfg: ModelConfig, input_dim: int) -> keras.Model:
 
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(input_dim, cfg.embedding_dim, mask_zero=True, name="embedding")(inputs)
-    x = keras.layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(x)
-    x = keras.layers.Dense(2 * cfg.units, activation="relu", name="warmup_hidden")(x)
-    x = keras.layers.Dropout(0.5, name="warmup_dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="proba")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="proba")(_bag_of_embeddings(cfg, x))
     model = keras.Model(inputs, outputs, name="embedding_warmup")
     compile_model(model, cfg)
     return model
+
+
+def _bag_of_embeddings(cfg: ModelConfig, embedded: Any) -> Any:
+    """Mean word vector (padding masked) → ReLU layer of ``units`` × 2 → dropout: the warm-up's features."""
+    import keras
+
+    x = keras.layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(embedded)
+    x = keras.layers.Dense(2 * cfg.units, activation="relu", name="warmup_hidden")(x)
+    return keras.layers.Dropout(0.5, name="warmup_dropout")(x)
 
 
 def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
