@@ -8,7 +8,14 @@ import scipy.sparse as sp
 from lime.lime_text import IndexedString
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.common.explaining import SPLIT_EXPRESSION, TextModel, encode_masked, explain_text, word_tokens
+from stages.common.explaining import (
+    SPLIT_EXPRESSION,
+    TextModel,
+    encode_masked,
+    encode_samples,
+    explain_text,
+    word_tokens,
+)
 from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer, token_spans, tokenize
 from stages.common.lime_fast import fast_lime_base_class, legacy_removals, weighted_r2, weighted_ridge
 from stages.common.models import ModelConfig, build_model, fast_predictor, predict_proba
@@ -180,3 +187,26 @@ def test_encode_masked_in_threads_equals_one_encode(texts, name: str) -> None:
         assert chunked.shape == whole.shape and (chunked != whole).nnz == 0
     else:
         np.testing.assert_array_equal(chunked, whole)
+
+
+@pytest.mark.parametrize("ngrams", [(1, 2), (1, 1), (2, 2)])
+def test_compiled_ngram_counts_equal_encode(texts, ngrams) -> None:
+    """Uni/bigram bags of LIME's samples are counted in compiled code: the very matrix encode() builds.
+
+    Rows that keep every word, none of them, or a few (new bigrams across removed words), with
+    repeated words; 1200 rows are encoded in blocks of rows, one per core.
+    """
+    cfg = FeaturizerConfig(kind="bow", max_tokens=500, ngram_range=ngrams, mode="tfidf", sublinear_tf=True)
+    f = fit_featurizer(texts, cfg)
+    text = texts[2] + " great great acting, the the plot " + AWKWARD[0]
+    indexed = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)
+    terms, term_ids, words = word_tokens(text, indexed)
+    data = (np.random.default_rng(7).random((1200, indexed.num_words())) < 0.7).astype(float)
+    data[0], data[1], data[2] = 1.0, 0.0, (np.arange(indexed.num_words()) % 3 == 0)
+    rows, cols = np.nonzero(data[:, words] > 0)
+    whole = f.encode(TokenBatch(terms=terms, ids=term_ids[cols], rows=rows, n_rows=len(data)))
+    ours = encode_samples(f, terms, term_ids, words, data)
+    assert ours.shape == whole.shape and (ours != whole).nnz == 0
+    assert np.array_equal(ours.indptr, whole.indptr) and np.array_equal(ours.indices, whole.indices)
+    assert np.array_equal(ours.data, whole.data)  # same order, same float32 values
+    assert ours[1].nnz == 0 and ours[0].nnz > 0

@@ -10,7 +10,9 @@ depend on the ones before it; :func:`review_seed` derives a seed per review from
 The usual recipe builds 5000 perturbed strings and re-tokenizes each. With ``fast=True``
 :func:`explain_text` draws the very same samples (the same random calls, so the same
 explanation at the same seed) but maps each sample's kept words to the review's tokens and
-hands them to :meth:`Featurizer.encode`; predictions skip Keras' ``predict`` loop. Where the
+hands them to :meth:`Featurizer.encode` (uni- and bigram bags of words are counted in one
+compiled pass, :func:`~stages.common.lime_fast.masked_ngram_counts`); predictions skip Keras'
+``predict`` loop. Where the
 token ↔ word mapping cannot be exact (see :func:`~stages.common.features.token_spans`), or the
 unperturbed row does not reproduce the review's features, it falls back to strings.
 """
@@ -145,12 +147,39 @@ def encode_masked(featurizer: Featurizer, terms: list[str], term_ids: np.ndarray
         rows, cols = np.nonzero(block)
         return featurizer.encode(TokenBatch(terms=terms, ids=term_ids[cols], rows=rows, n_rows=len(block)))
 
+    return _by_row_blocks(encode, kept)
+
+
+def _by_row_blocks(encode: Callable[[np.ndarray], Any], rows: np.ndarray) -> Any:
+    """``encode(rows)`` where a row's features depend on that row alone: one block of rows per core, stacked."""
     pool, workers = _encode_pool()
-    if pool is None or len(kept) < MIN_ROWS_PER_THREAD * 2:
-        return encode(kept)
-    blocks = np.array_split(kept, min(workers, len(kept) // MIN_ROWS_PER_THREAD))
+    if pool is None or len(rows) < MIN_ROWS_PER_THREAD * 2:
+        return encode(rows)
+    blocks = np.array_split(rows, min(workers, len(rows) // MIN_ROWS_PER_THREAD))
     parts = list(pool.map(encode, blocks))
     return sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
+
+
+def encode_samples(
+    featurizer: Featurizer, terms: list[str], term_ids: np.ndarray, words: np.ndarray, data: np.ndarray
+) -> Any:
+    """Features of LIME's samples of one review: token ``p`` stays where ``data[:, words[p]]``.
+
+    Uni- and bigram bags of words are counted by :func:`~stages.common.lime_fast.masked_ngram_counts`
+    and weighted by the featurizer; other featurizers get :func:`encode_masked`. The same matrix either way.
+    """
+    hi = featurizer.config.ngram_range[1]
+    if featurizer.config.kind == "bow" and hi <= 2:
+        from stages.common.lime_fast import masked_ngram_counts
+
+        unigram = featurizer.ngram_table(terms, 1)
+        bigram = featurizer.ngram_table(terms, 2) if hi == 2 else np.zeros((0, 0), np.int64)
+
+        def encode(block: np.ndarray) -> Any:
+            return featurizer.weigh(masked_ngram_counts(block, words, term_ids, unigram, bigram, featurizer.input_dim))
+
+        return _by_row_blocks(encode, data)
+    return encode_masked(featurizer, terms, term_ids, data.astype(bool)[:, words])
 
 
 def masked_classifier(text: str, model: TextModel) -> Callable[[Any, np.ndarray], np.ndarray]:
@@ -161,7 +190,7 @@ def masked_classifier(text: str, model: TextModel) -> Callable[[Any, np.ndarray]
         features = None
         if mapping is not None:
             terms, term_ids, words = mapping
-            features = encode_masked(model.featurizer, terms, term_ids, data.astype(bool)[:, words])
+            features = encode_samples(model.featurizer, terms, term_ids, words, data)
             if not _same_features(features[:1], model.featurizer.transform([text])):
                 features = None
         if features is None:

@@ -124,6 +124,12 @@ class _NgramLookup:
         out[known] = np.where(sorted_keys[pos] == key, cols[pos], -1)
         return out
 
+    def table(self, terms: Sequence[str], n: int) -> np.ndarray:
+        """Vocabulary column of every n-gram of ``terms`` (``table[i, j]``: ``terms[i] terms[j]``), -1 if absent."""
+        word_of_term = np.array([self.words.get(t, -1) for t in terms], dtype=np.int64)
+        combos = np.indices((len(terms),) * n).reshape(n, -1)
+        return self.lookup(word_of_term[combos]).reshape((len(terms),) * n)
+
     def columns(self, batch: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(row, vocabulary column) of every in-vocabulary n-gram of ``batch``."""
         m = len(batch.ids) - n + 1
@@ -136,8 +142,7 @@ class _NgramLookup:
         n_terms = len(batch.terms)
         if n_terms**n <= min(1 << 20, 4 * len(starts)):
             # few distinct terms, many n-grams (LIME's samples of one review): look every combination up once
-            combos = np.indices((n_terms,) * n).reshape(n, -1)
-            table = self.lookup(word_of_term[combos])
+            table = self.table(batch.terms, n).reshape(-1)
             local = np.zeros(len(starts), dtype=np.int64)
             for j in range(n):
                 local = local * n_terms + ids[starts + j]
@@ -241,7 +246,18 @@ class Featurizer:
             part = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=shape)
             part.sum_duplicates()  # sorts each row's columns and adds repeats, as CountVectorizer counts
             counts = part if counts is None else counts + part  # n-gram orders have disjoint columns
-        return weight_counts(counts, cfg, self._idf)
+        return self.weigh(counts)
+
+    def ngram_table(self, terms: Sequence[str], n: int) -> np.ndarray:
+        """Bag-of-words column of each n-gram of ``terms`` (an ``(len(terms),) * n`` array; -1: not a feature)."""
+        lo, hi = self.config.ngram_range
+        if self.config.kind != "bow" or not lo <= n <= hi or n not in self._ngrams.keys:
+            return np.full((len(terms),) * n, -1, dtype=np.int64)
+        return self._ngrams.table(terms, n)
+
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Raw n-gram counts (as :meth:`encode` counts them) → this featurizer's bag-of-words features."""
+        return weight_counts(counts, self.config, self._idf)
 
     def _seq(self, batch: TokenBatch) -> np.ndarray:
         cfg = self.config
