@@ -23,3 +23,37 @@ def test_paired_bootstrap_interval_sees_real_and_null_differences() -> None:
     worse = paired_bootstrap(y, weak, strong, seed=1, rounds=200)
     assert all(hi < 0 for _, _, hi in worse.values())
     assert paired_bootstrap(y, strong, weak, seed=1, rounds=200) == better  # seeded
+
+
+def test_zeroing_the_lstm_share_leaves_the_bag_path_alone() -> None:
+    """After the ablation the LSTM's weights no longer matter; before it they do; an MLP is left alone."""
+    from bench.benchmark import zero_sequence_share
+    from stages.common.models import ModelConfig, build_model, predict_proba
+
+    cfg = ModelConfig(
+        architecture="lstm", embedding_dim=4, units=3, bidirectional=True, pooling="mean", bag_of_embeddings=True
+    )
+    model = build_model(cfg, input_dim=30)
+    kernel, bias = model.get_layer("proba").get_weights()
+    model.get_layer("proba").set_weights([np.ones_like(kernel), bias])  # both shares non-zero
+    X = np.random.default_rng(0).integers(0, 30, size=(16, 7)).astype(np.int32)
+    bilstm = model.get_layer("bilstm")
+    lstm_weights = bilstm.get_weights()
+
+    def with_other_lstm_weights() -> np.ndarray:
+        bilstm.set_weights([w + 0.5 for w in lstm_weights])
+        p = predict_proba(model, X)
+        bilstm.set_weights(lstm_weights)
+        return p
+
+    before = predict_proba(model, X)
+    assert not np.allclose(with_other_lstm_weights(), before)
+    assert zero_sequence_share(model)
+    after = predict_proba(model, X)
+    np.testing.assert_allclose(with_other_lstm_weights(), after, rtol=1e-6)
+    assert not np.allclose(after, before)
+    kernel = model.get_layer("proba").get_weights()[0]
+    assert np.all(kernel[:6] == 0) and np.all(kernel[6:] == 1)  # 2 × 3 LSTM features first, then the bag's 6
+
+    mlp = build_model(ModelConfig(architecture="mlp", hidden_units=[4]), input_dim=10)
+    assert not zero_sequence_share(mlp)
