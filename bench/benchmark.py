@@ -44,7 +44,7 @@ from stages.common.cli import STATS_ENV
 from stages.common.explaining import TextModel, explain_text, jaccard, review_seed, warm_up
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.io import read_json, write_text
-from stages.common.models import ModelConfig, fast_predictor, load_model, predict_proba
+from stages.common.models import ModelConfig, fast_predictor, load_model, lstm_share, predict_proba
 from stages.common.params import load_params, seed_from
 from stages.common.store import load_featurizer, load_split, read_table
 from stages.train import train_model
@@ -176,13 +176,12 @@ def zero_sequence_share(model: Any) -> bool:
     LSTM: the ablation that says how much of the model's accuracy the LSTM adds. False (and
     the model unchanged) for a model without a bag path.
     """
-    names = {layer.name for layer in model.layers}
-    if "lstm_and_bag" not in names:
+    share = lstm_share(model)
+    if share is None:
         return False
     dense = model.get_layer("proba")
     kernel, bias = dense.get_weights()
-    bag_width = model.get_layer("warmup_hidden").units
-    kernel[: kernel.shape[0] - bag_width] = 0.0  # Concatenate puts the LSTM's features first
+    kernel[share] = 0.0
     dense.set_weights([kernel, bias])
     return True
 

@@ -28,6 +28,7 @@ from stages.common.models import (
     build_model,
     configure_determinism,
     distribution_strategy,
+    lstm_share,
 )
 from stages.common.params import load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, load_split
@@ -85,14 +86,12 @@ def hand_over_warmup(warmup: Any, model: Any) -> None:
     its bag path and output layer, the LSTM's share of the output at zero (so training starts
     from the warm-up's predictions and the LSTM learns what word order adds)."""
     model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
-    names = {layer.name for layer in model.layers}
-    if "lstm_and_bag" not in names:
+    share = lstm_share(model)
+    if share is None:
         return
     model.get_layer("warmup_hidden").set_weights(warmup.get_layer("warmup_hidden").get_weights())
     kernel, bias = warmup.get_layer("proba").get_weights()
-    out = model.get_layer("proba")
-    lstm_width = out.kernel.shape[0] - kernel.shape[0]  # the concatenation is [LSTM features, bag features]
-    out.set_weights([np.vstack([np.zeros((lstm_width, 1), kernel.dtype), kernel]), bias])
+    model.get_layer("proba").set_weights([np.vstack([np.zeros((share.stop, 1), kernel.dtype), kernel]), bias])
 
 
 def train_model(

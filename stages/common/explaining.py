@@ -11,7 +11,7 @@ The usual recipe builds 5000 perturbed strings and re-tokenizes each. With ``fas
 :func:`explain_text` draws the very same samples (the same random calls, so the same
 explanation at the same seed) but maps each sample's kept words to the review's tokens and
 hands them to :meth:`Featurizer.encode` (uni- and bigram bags of words are counted in one
-compiled pass, :func:`~stages.common.lime_fast.masked_ngram_counts`); predictions skip Keras'
+compiled pass, :func:`~stages.common.lime_fast.masked_ngram_counter`); predictions skip Keras'
 ``predict`` loop. Where the
 token ↔ word mapping cannot be exact (see :func:`~stages.common.features.token_spans`), or the
 unperturbed row does not reproduce the review's features, it falls back to strings.
@@ -165,18 +165,19 @@ def encode_samples(
 ) -> Any:
     """Features of LIME's samples of one review: token ``p`` stays where ``data[:, words[p]]``.
 
-    Uni- and bigram bags of words are counted by :func:`~stages.common.lime_fast.masked_ngram_counts`
+    Uni- and bigram bags of words are counted by :func:`~stages.common.lime_fast.masked_ngram_counter`
     and weighted by the featurizer; other featurizers get :func:`encode_masked`. The same matrix either way.
     """
     hi = featurizer.config.ngram_range[1]
     if featurizer.config.kind == "bow" and hi <= 2:
-        from stages.common.lime_fast import masked_ngram_counts
+        from stages.common.lime_fast import masked_ngram_counter
 
         unigram = featurizer.ngram_table(terms, 1)
         bigram = featurizer.ngram_table(terms, 2) if hi == 2 else np.zeros((0, 0), np.int64)
+        count = masked_ngram_counter(words, term_ids, unigram, bigram, featurizer.input_dim)
 
         def encode(block: np.ndarray) -> Any:
-            return featurizer.weigh(masked_ngram_counts(block, words, term_ids, unigram, bigram, featurizer.input_dim))
+            return featurizer.weigh(count(block))
 
         return _by_row_blocks(encode, data)
     return encode_masked(featurizer, terms, term_ids, data.astype(bool)[:, words])

@@ -12,7 +12,7 @@
    ``Ridge(alpha=1)`` on those. :class:`FastLimeBase` solves the same weighted, centred
    normal equations in NumPy (what scikit-learn's cholesky solver does), without the
    estimator's per-call validation.
-3. The features: :func:`masked_ngram_counts` counts the uni- and bigrams of every sample of
+3. The features: :func:`masked_ngram_counter` counts the uni- and bigrams of every sample of
    one review in one compiled loop, into the canonical CSR rows ``Featurizer.encode`` builds.
 
 ``tests/test_lime_fast.py`` checks each against the stock code (or encode).
@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -150,35 +151,37 @@ def _counts_kernel() -> Any:
     return counts
 
 
-def masked_ngram_counts(
-    data: np.ndarray, words: np.ndarray, term_ids: np.ndarray, unigram: np.ndarray, bigram: np.ndarray, width: int
-) -> Any:
-    """Uni- and bigram counts of LIME's samples of one review, as a canonical CSR matrix.
+def masked_ngram_counter(
+    words: np.ndarray, term_ids: np.ndarray, unigram: np.ndarray, bigram: np.ndarray, width: int
+) -> Callable[[np.ndarray], Any]:
+    """``count(data)``: uni- and bigram counts of LIME's samples of one review, as a canonical CSR matrix.
 
     Token ``p`` of the review is term ``term_ids[p]`` inside LIME word ``words[p]``; sample ``i``
     keeps the tokens whose word has ``data[i, word] != 0``, and its bigrams join consecutive
     kept tokens, as in the perturbed text. ``unigram[t]`` / ``bigram[t, u]`` are vocabulary
     columns (-1: not a feature; ``bigram`` may be empty). The matrix of counts that
     ``Featurizer.encode`` builds from those tokens (same entries, same order), in one compiled
-    pass over the kept tokens instead of NumPy passes and a sort per n-gram order.
+    pass over the kept tokens instead of NumPy passes and a sort per n-gram order. The review's
+    tables are prepared once; ``count`` may run on blocks of samples in several threads.
     """
     import scipy.sparse as sp
 
     cols = np.union1d(unigram[unigram >= 0], bigram[bigram >= 0])  # the review's possible columns, ascending
     local_uni = np.where(unigram >= 0, np.searchsorted(cols, unigram), -1).astype(np.int64)
     local_bi = np.where(bigram >= 0, np.searchsorted(cols, bigram), -1).astype(np.int64)
-    indptr, indices, values = _counts_kernel()(
-        np.ascontiguousarray(data),
-        np.asarray(words, np.int64),
-        np.asarray(term_ids, np.int64),
-        local_uni,
-        local_bi.reshape(bigram.shape if bigram.size else (0, 0)),
-        cols.astype(np.int32 if width <= np.iinfo(np.int32).max else np.int64),
-    )
-    out = sp.csr_matrix((values, indices, indptr), shape=(len(data), width))
-    out.has_sorted_indices = True
-    out.has_canonical_format = True
-    return out
+    local_bi = local_bi.reshape(bigram.shape if bigram.size else (0, 0))
+    cols = cols.astype(np.int32 if width <= np.iinfo(np.int32).max else np.int64)
+    words, term_ids = np.asarray(words, np.int64), np.asarray(term_ids, np.int64)
+    kernel = _counts_kernel()
+
+    def count(data: np.ndarray) -> Any:
+        indptr, indices, values = kernel(np.ascontiguousarray(data), words, term_ids, local_uni, local_bi, cols)
+        out = sp.csr_matrix((values, indices, indptr), shape=(len(data), width))
+        out.has_sorted_indices = True
+        out.has_canonical_format = True
+        return out
+
+    return count
 
 
 def weighted_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:

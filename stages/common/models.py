@@ -195,6 +195,17 @@ def _bag_of_embeddings(cfg: ModelConfig, embedded: Any) -> Any:
     return keras.layers.Dropout(0.5, name="warmup_dropout")(x)
 
 
+def lstm_share(model: keras.Model) -> slice | None:
+    """Rows of the output layer's kernel that read the LSTM's features, where the model has a bag path.
+
+    ``build_model`` concatenates [LSTM features, bag-of-embeddings features] (``lstm_and_bag``)
+    into the output layer; None for a model without that concatenation.
+    """
+    if "lstm_and_bag" not in {layer.name for layer in model.layers}:
+        return None
+    return slice(0, model.get_layer("proba").kernel.shape[0] - model.get_layer("warmup_hidden").units)
+
+
 def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
     """Compile with the config's optimiser (binary cross-entropy, accuracy)."""
     import keras
