@@ -85,7 +85,17 @@ STUDIES: dict[str, Study] = {
             "input dropout 0.5 instead of 0.2": {"dropout": 0.5},
         },
     ),
-    "yelp-mlp": Study("yelp", "mlp", True, {"default": {}, "learning rate 1e-3": {"learning_rate": 0.001}}),
+    "yelp-mlp": Study(
+        "yelp",
+        "mlp",
+        True,
+        {
+            "default": {},
+            "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
+            "learning rate 1e-3": {"learning_rate": 0.001},
+            "learning rate 4e-3": {"learning_rate": 0.004},
+        },
+    ),
     "yelp-lstm": Study(
         "yelp", "lstm", True, {"default": {}, "IMDB's word vectors kept frozen": {"freeze_embedding": True}}
     ),
@@ -166,7 +176,7 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
         ft_over, model_over = split_overrides(overrides, finetune=study.finetune)
         cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
-            ft = with_overrides(finetune_base, ft_over, "finetune")
+            ft = with_overrides(finetune_base, ft_over, "finetune").for_model(study.model)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
             splits, result = finetune(table, featurizer, source, cfg, ft, seed)

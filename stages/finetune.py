@@ -40,7 +40,9 @@ class FinetuneConfig:
 
     source: str
     targets: list[str]
-    learning_rate: float = 0.0005
+    # one rate for every model, or one per model name ({mlp: 0.002, lstm: 0.0005}): resolve it
+    # with for_model() before finetune()
+    learning_rate: float | dict[str, float] = 0.0005
     epochs: int = 3
     early_stopping_patience: int | None = 1
     # LSTMs: refine the source's word vectors on the target (a model section's freeze_embedding
@@ -50,8 +52,22 @@ class FinetuneConfig:
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
         check(self.source not in self.targets, f"{path}.targets", f"must not contain the source {self.source!r}")
-        check(self.learning_rate > 0, f"{path}.learning_rate", f"must be > 0, got {self.learning_rate}")
+        rates = self.learning_rate if isinstance(self.learning_rate, dict) else {"": self.learning_rate}
+        for model, rate in rates.items():
+            key = f"{path}.learning_rate" + (f".{model}" if model else "")
+            check(rate > 0, key, f"must be > 0, got {rate}")
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
+
+    def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
+        """This config with the learning rate of one model (a per-model mapping must name it)."""
+        if not isinstance(self.learning_rate, dict):
+            return self
+        check(
+            model in self.learning_rate,
+            f"{path}.learning_rate.{model}",
+            f"missing: the per-model learning rates name only {', '.join(sorted(self.learning_rate))}",
+        )
+        return dataclasses.replace(self, learning_rate=self.learning_rate[model])
 
 
 def finetune(
@@ -62,7 +78,12 @@ def finetune(
     cfg: FinetuneConfig,
     seed: int,
 ) -> tuple[dict[str, dict[str, np.ndarray]], TrainResult]:
-    """Target reviews through the source featurizer, then the source model refined on them. Pure."""
+    """Target reviews through the source featurizer, then the source model refined on them. Pure.
+
+    ``cfg`` holds one learning rate: the model's, from :meth:`FinetuneConfig.for_model`.
+    """
+    if isinstance(cfg.learning_rate, dict):
+        raise TypeError("finetune(): cfg has per-model learning rates; pass cfg.for_model(<model name>)")
     splits = transform_splits(table, featurizer)
     tuned = dataclasses.replace(
         model_cfg,
@@ -100,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     seed = seed_from(params)
-    cfg = parse(FinetuneConfig, section(params, "finetune"), "finetune")
+    cfg = parse(FinetuneConfig, section(params, "finetune"), "finetune").for_model(args.model)
     model_cfg = parse(ModelConfig, section(params, args.model), args.model)
     featurizer = load_featurizer(args.source_features)
     if not args.source_model.is_file():

@@ -104,6 +104,11 @@ def test_each_dataset_learns_one_way() -> None:
         ({"from_scratch": ["imdb", "amazon"]}, "'amazon' is not in datasets"),
         ({"finetune": {**base["finetune"], "source": "yelp"}}, "finetune.source"),
         ({"from_scratch": []}, "exactly one"),
+        ({"finetune": {**base["finetune"], "learning_rate": {"mlp": 0.001}}}, r"finetune\.learning_rate\.lstm: model"),
+        (
+            {"finetune": {**base["finetune"], "learning_rate": {"mlp": 0.001, "lstm": 0.001, "cnn": 0.1}}},
+            r"finetune\.learning_rate\.cnn: not a model",
+        ),
     ):
         with pytest.raises(ParamsError, match=fragment):
             check_layout({**base, **change})

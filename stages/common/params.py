@@ -72,6 +72,15 @@ def check_layout(params: Mapping[str, Any]) -> None:
             raise ParamsError(f"{name}: model {name!r} is listed in models but has no section")
         if not isinstance((params.get("vectorize") or {}).get(name), Mapping):
             raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
+    finetune = params.get("finetune")
+    rates = finetune.get("learning_rate") if isinstance(finetune, Mapping) else None
+    if isinstance(rates, Mapping):  # per-model fine-tuning rates: exactly one per model
+        for name in models:
+            if name not in rates:
+                raise ParamsError(f"finetune.learning_rate.{name}: model {name!r} is listed in models but has no rate")
+        for name in rates:
+            if name not in models:
+                raise ParamsError(f"finetune.learning_rate.{name}: not a model in models ({', '.join(models)})")
     unknown = sorted(set(params) - set(SECTIONS) - set(models))
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown section (known: {', '.join([*SECTIONS, *models])})")
