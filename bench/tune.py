@@ -97,7 +97,14 @@ STUDIES: dict[str, Study] = {
         },
     ),
     "yelp-lstm": Study(
-        "yelp", "lstm", True, {"default": {}, "IMDB's word vectors kept frozen": {"freeze_embedding": True}}
+        "yelp",
+        "lstm",
+        True,
+        {
+            "default": {},
+            "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
+            "IMDB's word vectors kept frozen": {"freeze_embedding": True},
+        },
     ),
 }
 
