@@ -183,7 +183,8 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
         ft_over, model_over = split_overrides(overrides, finetune=study.finetune)
         cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
-            ft = with_overrides(finetune_base, ft_over, "finetune").for_model(study.model)
+            # the model's own rate unless the candidate sets one
+            ft = with_overrides(finetune_base.for_model(study.model), ft_over, "finetune")
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
             splits, result = finetune(table, featurizer, source, cfg, ft, seed)

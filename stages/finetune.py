@@ -40,9 +40,10 @@ class FinetuneConfig:
 
     source: str
     targets: list[str]
-    # one rate for every model, or one per model name ({mlp: 0.002, lstm: 0.0005}): resolve it
-    # with for_model() before finetune()
-    learning_rate: float | dict[str, float] = 0.0005
+    # one rate per model name ({mlp: 0.002, lstm: 0.001}), so that each finetune stage depends on
+    # its own model's rate (dvc.yaml: finetune.learning_rate.${item.model}); for_model() resolves
+    # it to that one number before finetune()
+    learning_rate: dict[str, float] | float
     epochs: int = 3
     early_stopping_patience: int | None = 1
     # LSTMs: refine the source's word vectors on the target (a model section's freeze_embedding
@@ -52,14 +53,17 @@ class FinetuneConfig:
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
         check(self.source not in self.targets, f"{path}.targets", f"must not contain the source {self.source!r}")
-        rates = self.learning_rate if isinstance(self.learning_rate, dict) else {"": self.learning_rate}
-        for model, rate in rates.items():
-            key = f"{path}.learning_rate" + (f".{model}" if model else "")
-            check(rate > 0, key, f"must be > 0, got {rate}")
+        check(
+            isinstance(self.learning_rate, dict),
+            f"{path}.learning_rate",
+            f"expected one rate per model ({{mlp: 0.002, lstm: 0.001}}), got {self.learning_rate!r}",
+        )
+        for model, rate in self.learning_rate.items():  # type: ignore[union-attr]
+            check(rate > 0, f"{path}.learning_rate.{model}", f"must be > 0, got {rate}")
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
 
     def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
-        """This config with the learning rate of one model (a per-model mapping must name it)."""
+        """This config with the learning rate of one model (the per-model mapping must name it)."""
         if not isinstance(self.learning_rate, dict):
             return self
         check(

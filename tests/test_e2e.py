@@ -227,6 +227,15 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert ran(noop) == set()
     assert len(mlflow_runs(proj)) == 6
 
+    # one model's fine-tuning rate: only that model's fine-tune is out of date
+    original = (proj / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["finetune"]["learning_rate"]["lstm"] *= 2
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(proj, "status")
+    assert "finetune@yelp-lstm" in status and "finetune@yelp-mlp" not in status
+    (proj / "params.yaml").write_text(original)
+
     # one param: only what depends on it re-runs
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["lstm"]["units"] = 6

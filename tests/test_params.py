@@ -105,6 +105,7 @@ def test_each_dataset_learns_one_way() -> None:
         ({"finetune": {**base["finetune"], "source": "yelp"}}, "finetune.source"),
         ({"from_scratch": []}, "exactly one"),
         ({"finetune": {**base["finetune"], "learning_rate": {"mlp": 0.001}}}, r"finetune\.learning_rate\.lstm: model"),
+        ({"finetune": {**base["finetune"], "learning_rate": 0.001}}, r"finetune\.learning_rate: expected one rate"),
         (
             {"finetune": {**base["finetune"], "learning_rate": {"mlp": 0.001, "lstm": 0.001, "cnn": 0.1}}},
             r"finetune\.learning_rate\.cnn: not a model",

@@ -31,8 +31,9 @@ def test_every_candidate_names_real_params() -> None:
             ft_over, model_over = split_overrides(overrides, study.finetune)
             cfg = with_overrides(base, model_over, study.model)
             cfg.validate(study.model)
-            ft = with_overrides(parse(FinetuneConfig, section(params, "finetune"), "finetune"), ft_over, "finetune")
-            ft.validate("finetune")
+            ft_base = parse(FinetuneConfig, section(params, "finetune"), "finetune").for_model(study.model)
+            ft = with_overrides(ft_base, ft_over, "finetune")
+            assert isinstance(ft.learning_rate, float) and ft.learning_rate > 0, f"{name}/{label}"
             if overrides:  # a candidate that changes nothing would compare the default with itself
                 assert cfg != base or ft_over, f"{name}/{label}"
 

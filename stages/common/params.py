@@ -73,8 +73,10 @@ def check_layout(params: Mapping[str, Any]) -> None:
         if not isinstance((params.get("vectorize") or {}).get(name), Mapping):
             raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
     finetune = params.get("finetune")
-    rates = finetune.get("learning_rate") if isinstance(finetune, Mapping) else None
-    if isinstance(rates, Mapping):  # per-model fine-tuning rates: exactly one per model
+    if isinstance(finetune, Mapping) and "learning_rate" in finetune:  # exactly one rate per model
+        rates = finetune["learning_rate"]
+        if not isinstance(rates, Mapping):  # dvc.yaml declares finetune.learning_rate.<model>
+            raise ParamsError(f"finetune.learning_rate: expected one rate per model (mlp: 0.002, ...), got {rates!r}")
         for name in models:
             if name not in rates:
                 raise ParamsError(f"finetune.learning_rate.{name}: model {name!r} is listed in models but has no rate")
