@@ -118,6 +118,20 @@ def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
     return dataclasses.replace(cfg, **overrides)
 
 
+def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: str) -> FinetuneConfig:
+    """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
+
+    A ``learning_rate`` the candidate sets stands in for ``finetune.learning_rate.<model>``; the
+    result is validated (so an impossible candidate fails naming its key) and resolved to that rate.
+    """
+    if "learning_rate" in overrides:
+        rates = base.learning_rate if isinstance(base.learning_rate, dict) else {}
+        overrides = {**overrides, "learning_rate": {**rates, model: overrides["learning_rate"]}}
+    cfg = with_overrides(base, overrides, "finetune")
+    cfg.validate("finetune")
+    return cfg.for_model(model)
+
+
 def split_overrides(overrides: dict[str, Any], finetune: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``finetune:`` values, model-section values) of one candidate.
 
@@ -183,8 +197,7 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
         ft_over, model_over = split_overrides(overrides, finetune=study.finetune)
         cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
-            # the model's own rate unless the candidate sets one
-            ft = with_overrides(finetune_base.for_model(study.model), ft_over, "finetune")
+            ft = finetune_candidate(finetune_base, ft_over, study.model)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
             splits, result = finetune(table, featurizer, source, cfg, ft, seed)

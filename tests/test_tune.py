@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.tune import STUDIES, main, markdown, score_candidate, split_overrides, with_overrides
+from bench.tune import (
+    STUDIES,
+    finetune_candidate,
+    main,
+    markdown,
+    score_candidate,
+    split_overrides,
+    with_overrides,
+)
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.models import ModelConfig
-from stages.common.params import load_params, parse, section
+from stages.common.params import ParamsError, load_params, parse, section
 from stages.finetune import FinetuneConfig
 from tests.synthetic import reviews_frame
 
@@ -31,8 +39,9 @@ def test_every_candidate_names_real_params() -> None:
             ft_over, model_over = split_overrides(overrides, study.finetune)
             cfg = with_overrides(base, model_over, study.model)
             cfg.validate(study.model)
-            ft_base = parse(FinetuneConfig, section(params, "finetune"), "finetune").for_model(study.model)
-            ft = with_overrides(ft_base, ft_over, "finetune")
+            ft = finetune_candidate(
+                parse(FinetuneConfig, section(params, "finetune"), "finetune"), ft_over, study.model
+            )
             assert isinstance(ft.learning_rate, float) and ft.learning_rate > 0, f"{name}/{label}"
             if overrides:  # a candidate that changes nothing would compare the default with itself
                 assert cfg != base or ft_over, f"{name}/{label}"
@@ -47,6 +56,15 @@ def test_unknown_override_fails_naming_it() -> None:
     both = {"freeze_embedding": True, "dropout": 0.1}
     assert split_overrides(both, finetune=True) == ({"freeze_embedding": True}, {"dropout": 0.1})
     assert split_overrides(both, finetune=False) == ({}, both)
+    # a candidate's fine-tuning rate is its model's; the other model's stays; impossible values name their key
+    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate={"mlp": 0.002, "lstm": 0.001})
+    assert finetune_candidate(ft, {"learning_rate": 0.004}, "mlp").learning_rate == 0.004
+    assert finetune_candidate(ft, {"learning_rate": 0.004}, "lstm").learning_rate == 0.004
+    assert finetune_candidate(ft, {"freeze_embedding": True}, "lstm").learning_rate == 0.001
+    with pytest.raises(ParamsError, match=r"finetune\.learning_rate\.mlp: must be > 0"):
+        finetune_candidate(ft, {"learning_rate": 0.0}, "mlp")
+    with pytest.raises(ParamsError, match=r"finetune\.epochs: must be >= 1"):
+        finetune_candidate(ft, {"epochs": 0}, "lstm")
 
 
 def test_score_candidate_is_seeded_and_scores_only_validation_rows() -> None:
