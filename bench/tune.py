@@ -122,11 +122,11 @@ def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: s
     """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
 
     A ``learning_rate`` the candidate sets stands in for ``finetune.learning_rate.<model>``; the
-    result is validated (so an impossible candidate fails naming its key) and resolved to that rate.
+    result is validated (so an impossible candidate, or a base without per-model rates, fails
+    naming its key) and resolved to that rate.
     """
-    if "learning_rate" in overrides:
-        rates = base.learning_rate if isinstance(base.learning_rate, dict) else {}
-        overrides = {**overrides, "learning_rate": {**rates, model: overrides["learning_rate"]}}
+    if "learning_rate" in overrides and isinstance(base.learning_rate, dict):
+        overrides = {**overrides, "learning_rate": {**base.learning_rate, model: overrides["learning_rate"]}}
     cfg = with_overrides(base, overrides, "finetune")
     cfg.validate("finetune")
     return cfg.for_model(model)

@@ -65,6 +65,9 @@ def test_unknown_override_fails_naming_it() -> None:
         finetune_candidate(ft, {"learning_rate": 0.0}, "mlp")
     with pytest.raises(ParamsError, match=r"finetune\.epochs: must be >= 1"):
         finetune_candidate(ft, {"epochs": 0}, "lstm")
+    single = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.001)  # not a valid base
+    with pytest.raises(ParamsError, match=r"finetune\.learning_rate: expected one rate per model"):
+        finetune_candidate(single, {"learning_rate": 0.004}, "mlp")
 
 
 def test_score_candidate_is_seeded_and_scores_only_validation_rows() -> None:
