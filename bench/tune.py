@@ -82,6 +82,11 @@ STUDIES: dict[str, Study] = {
                 "freeze_embedding": False,
             },
             "without the bag-of-embeddings path beside the LSTM (the previous default)": {"bag_of_embeddings": False},
+            "bag path: mean of word vectors, no word pairs, 2 warm-up epochs (the previous default)": {
+                "bag_pooling": "mean",
+                "bag_bigram_buckets": 0,
+                "embedding_warmup_epochs": 2,
+            },
             "input dropout 0.5 instead of 0.2": {"dropout": 0.5},
         },
     ),

@@ -81,15 +81,35 @@ def _fit(
     )
 
 
+def early_stopping_from(start_loss: float | None, patience: int) -> Any:
+    """Keras ``EarlyStopping`` on ``val_loss`` (best epoch restored) that, given ``start_loss``, also
+    counts the model as it starts as a candidate: if no epoch beats ``start_loss``, the starting
+    weights come back. Without it, a model handed over from the warm-up would be replaced by its
+    first epoch even where that epoch overfits."""
+    import keras
+
+    class _KeepStart(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            if start_loss is not None:
+                self.best = start_loss
+                self.best_weights = self.model.get_weights()
+                self.best_epoch = -1
+
+    return _KeepStart(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0)
+
+
 def hand_over_warmup(warmup: Any, model: Any) -> None:
     """Give the LSTM model what the warm-up learned: its word vectors and, with ``bag_of_embeddings``,
-    its bag path and output layer, the LSTM's share of the output at zero (so training starts
-    from the warm-up's predictions and the LSTM learns what word order adds)."""
+    its bag path (word-pair vectors included) and output layer, the LSTM's share of the output at
+    zero (so training starts from the warm-up's predictions and the LSTM learns what word order adds)."""
     model.get_layer("embedding").set_weights(warmup.get_layer("embedding").get_weights())
     share = lstm_share(model)
     if share is None:
         return
     model.get_layer("warmup_hidden").set_weights(warmup.get_layer("warmup_hidden").get_weights())
+    if any(layer.name == "word_pairs" for layer in warmup.layers):
+        model.get_layer("word_pairs").set_weights(warmup.get_layer("word_pairs").get_weights())
     kernel, bias = warmup.get_layer("proba").get_weights()
     model.get_layer("proba").set_weights([np.vstack([np.zeros((share.stop, 1), kernel.dtype), kernel]), bias])
 
@@ -105,7 +125,6 @@ def train_model(
     initial: Any = None,
 ) -> TrainResult:
     """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed."""
-    import keras
 
     configure_determinism(seed)
     fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
@@ -122,22 +141,30 @@ def train_model(
         fit = _fit(warmup, X, y, fit_idx, val_idx, epochs=cfg.embedding_warmup_epochs, batch_size=cfg.batch_size)
         hand_over_warmup(warmup, model)
         warmup_summary = {"embedding_warmup_val_accuracy": float(fit.history["val_accuracy"][-1])}
+    # a model that starts from the warm-up's predictions (through the bag path) keeps them unless
+    # an epoch does better on the validation rows
+    start = None
+    if cfg.early_stopping_patience is not None and warmup is not None and lstm_share(model) is not None:
+        start = model.evaluate(X[val_idx], y[val_idx], batch_size=1024, verbose=0, return_dict=True)
     callbacks = []
     if cfg.early_stopping_patience is not None:
         callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True, verbose=0
-            )
+            early_stopping_from(None if start is None else float(start["loss"]), cfg.early_stopping_patience)
         )
     fit = _fit(model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks)
     hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
     hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
     best = int(hist["val_loss"].idxmin())
+    if start is not None and not hist.loc[best, "val_loss"] < start["loss"]:  # no epoch beat the start: kept
+        best_epoch, best_loss, best_acc = 0, float(start["loss"]), float(start["accuracy"])
+    else:
+        best_epoch = int(hist.loc[best, "epoch"])
+        best_loss, best_acc = float(hist.loc[best, "val_loss"]), float(hist.loc[best, "val_accuracy"])
     summary = {
         "epochs_run": len(hist),
-        "best_epoch": int(hist.loc[best, "epoch"]),
-        "best_val_loss": float(hist.loc[best, "val_loss"]),
-        "best_val_accuracy": float(hist.loc[best, "val_accuracy"]),
+        "best_epoch": best_epoch,  # 0: the model as the warm-up handed it over was kept
+        "best_val_loss": best_loss,
+        "best_val_accuracy": best_acc,
         "train_rows": len(fit_idx),
         "validation_rows": len(val_idx),
         "parameters": int(model.count_params()),

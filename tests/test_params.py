@@ -44,6 +44,8 @@ def test_project_params_parse() -> None:
         (ModelConfig, {"architecture": "mlp", "hidden_units": []}, "lstm.hidden_units: an MLP needs"),
         (ModelConfig, {"architecture": "lstm", "dropout": 1.5}, "lstm.dropout: must be in [0, 1)"),
         (ModelConfig, {"units": 3}, "lstm.architecture: required key is missing"),
+        (ModelConfig, {"architecture": "lstm", "bag_pooling": "max"}, "lstm.bag_pooling: 'max' is not one of"),
+        (ModelConfig, {"architecture": "lstm", "bag_bigram_buckets": -1}, "lstm.bag_bigram_buckets: must be >= 0"),
         (FeaturizerConfig, {"kind": "seq", "max_tokens": 10, "maxlen": 0}, "lstm.maxlen: must be > 0"),
         (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "skip_top": 10}, "lstm.skip_top: must be smaller"),
         (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "ngram_range": [2, 1]}, "lstm.ngram_range"),

@@ -228,7 +228,9 @@ def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, f
 
     texts, y = corpus
     f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
-    frozen = dataclasses.replace(LSTM, freeze_embedding=True)
+    frozen = dataclasses.replace(
+        LSTM, freeze_embedding=True, bag_of_embeddings=True, embedding_warmup_epochs=1, bag_bigram_buckets=32
+    )
     source = train_model(frozen, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, freeze_embedding=freeze)
     _, result = finetune(_target_table(texts, y), f, source, frozen, cfg, seed=1)
@@ -236,11 +238,19 @@ def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, f
     after = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
     assert result.model.get_layer("embedding").trainable is not freeze
     assert np.array_equal(before, after) is freeze
+    pairs_before = keras.ops.convert_to_numpy(source.get_layer("word_pairs").table)
+    pairs_after = keras.ops.convert_to_numpy(result.model.get_layer("word_pairs").table)
+    assert result.model.get_layer("word_pairs").trainable is not freeze  # the word-pair vectors follow
+    assert np.array_equal(pairs_before, pairs_after) is freeze
 
 
-def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(corpus, tmp_path: Path) -> None:
-    """``bag_of_embeddings``: handed the warm-up, the LSTM model predicts exactly what the warm-up
-    did (the LSTM's share of the output starts at zero); training then moves that share."""
+@pytest.mark.parametrize(("pooling", "buckets"), [("mean", 0), ("sqrt_n", 0), ("sqrt_n", 64)])
+def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(
+    corpus, tmp_path: Path, pooling: str, buckets: int
+) -> None:
+    """``bag_of_embeddings``: handed the warm-up (word-pair vectors included), the LSTM model predicts
+    exactly what the warm-up did (the LSTM's share of the output starts at zero); training then moves
+    that share."""
     import dataclasses
 
     import keras
@@ -252,7 +262,14 @@ def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(cor
     f = fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
     X = f.transform(texts)
     cfg = dataclasses.replace(
-        LSTM, bidirectional=True, pooling="mean", bag_of_embeddings=True, embedding_warmup_epochs=1, epochs=2
+        LSTM,
+        bidirectional=True,
+        pooling="mean",
+        bag_of_embeddings=True,
+        embedding_warmup_epochs=1,
+        epochs=2,
+        bag_pooling=pooling,
+        bag_bigram_buckets=buckets,
     )
     configure_determinism(5)
     warmup = build_embedding_warmup(cfg, input_dim=f.input_dim)
@@ -269,9 +286,43 @@ def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(cor
     assert np.abs(trained_share).max() > 0  # the LSTM now contributes
     path = tmp_path / "hybrid.keras"
     result.model.save(path)
-    loaded = load_model(path)  # safe mode: standard layers only
+    loaded = load_model(path)  # safe mode: standard layers and the registered stages.common.layers
     expected = predict_proba(result.model, X)
     np.testing.assert_allclose(predict_proba(loaded, X), expected, rtol=1e-5, atol=1e-6)
     # LIME's fast path drops all-padding columns: the masked bag and LSTM paths agree with predict
     np.testing.assert_allclose(fast_predictor(loaded)(X), expected, rtol=1e-4, atol=1e-5)
     assert keras.ops.convert_to_numpy(loaded.get_layer("embedding").embeddings).shape[1] == cfg.embedding_dim
+    layers = {layer.name for layer in loaded.layers}
+    assert ("word_pairs" in layers) is (buckets > 0)
+    if buckets:  # the pair table learns (or stays fixed) with the word vectors
+        assert loaded.get_layer("word_pairs").trainable is loaded.get_layer("embedding").trainable
+        assert keras.ops.convert_to_numpy(loaded.get_layer("word_pairs").table).shape == (buckets, cfg.embedding_dim)
+
+
+@pytest.mark.parametrize("keep_start", [True, False])
+def test_early_stopping_from_the_start_keeps_it_unless_an_epoch_beats_it(keep_start: bool) -> None:
+    """Handed a start (the warm-up's predictions), training that only makes validation worse
+    gives back the start; without one, Keras' rule: the best epoch's weights."""
+    import keras
+
+    from stages.common.models import configure_determinism
+    from stages.train import early_stopping_from
+
+    configure_determinism(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    model.fit(X[:150], y[:150], epochs=30, verbose=0)
+    start_weights = [w.copy() for w in model.get_weights()]
+    start_loss = float(model.evaluate(X[150:], y[150:], verbose=0))
+    model.compile(optimizer=keras.optimizers.SGD(50.0), loss="binary_crossentropy")  # every step makes it worse
+    callback = early_stopping_from(start_loss if keep_start else None, patience=1)
+    fit = model.fit(X[:150], 1 - y[:150], validation_data=(X[150:], y[150:]), epochs=4, callbacks=[callback], verbose=0)
+    assert min(fit.history["val_loss"]) > start_loss
+    kept = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), start_weights, strict=True))
+    assert kept is keep_start
+    if not keep_start:  # the best epoch's weights were restored
+        best = int(np.argmin(fit.history["val_loss"]))
+        assert callback.best_epoch == best

@@ -41,6 +41,10 @@ class ModelConfig:
     # keep the warm-up's bag-of-embeddings path beside the LSTM: both feed the output layer, which
     # starts as the warm-up's (the LSTM's share at zero), so the LSTM learns what word order adds
     bag_of_embeddings: bool = False
+    # how the bag path pools the review's word vectors: their mean, or their sum ÷ √(number of words)
+    bag_pooling: Literal["mean", "sqrt_n"] = "mean"
+    # > 0: the bag path also pools a vector per pair of consecutive words, hashed into this many rows
+    bag_bigram_buckets: int = 0
     # both
     dropout: float = 0.0
     l2: float = 0.0
@@ -83,6 +87,16 @@ class ModelConfig:
                 self.embedding_warmup_epochs >= 0,
                 f"{path}.embedding_warmup_epochs",
                 f"must be >= 0, got {self.embedding_warmup_epochs}",
+            )
+            check(
+                self.bag_pooling in ("mean", "sqrt_n"),
+                f"{path}.bag_pooling",
+                f"must be 'mean' or 'sqrt_n', got {self.bag_pooling!r}",
+            )
+            check(
+                self.bag_bigram_buckets >= 0,
+                f"{path}.bag_bigram_buckets",
+                f"must be >= 0 (0: no word pairs), got {self.bag_bigram_buckets}",
             )
 
 
@@ -161,7 +175,9 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
         if cfg.pooling == "mean":  # masked: the mean over the review's words, padding left out
             x = keras.layers.GlobalAveragePooling1D(name="mean_over_words")(x)
         if cfg.bag_of_embeddings:
-            x = keras.layers.Concatenate(name="lstm_and_bag")([x, _bag_of_embeddings(cfg, embedded)])
+            x = keras.layers.Concatenate(name="lstm_and_bag")(
+                [x, _bag_of_embeddings(cfg, embedded, inputs, trainable=not cfg.freeze_embedding)]
+            )
         out_init = "glorot_uniform"
     outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=out_init, name="proba")(x)
     model = keras.Model(inputs, outputs, name=cfg.architecture)
@@ -172,25 +188,41 @@ def build_model(cfg: ModelConfig, input_dim: int, seq_len: int | None = None) ->
 def build_embedding_warmup(cfg: ModelConfig, input_dim: int) -> keras.Model:
     """The bag-of-embeddings model that learns an LSTM's embedding first (``embedding_warmup_epochs``).
 
-    The mean of the review's word vectors (padding masked) → a ReLU layer of ``units`` × 2 →
-    sigmoid: quick to train (no recurrence), it puts sentiment into the word vectors that the
-    LSTM then reads. Its embedding layer has the LSTM's name and shape, so weights carry over.
+    The review's pooled word vectors (padding masked; with ``bag_bigram_buckets`` its pooled word
+    pairs too) → a ReLU layer of ``units`` × 2 → sigmoid: quick to train (no recurrence), it puts
+    sentiment into the word vectors that the LSTM then reads. Its layers have the LSTM model's names
+    and shapes, so weights carry over.
     """
     import keras
 
     inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(input_dim, cfg.embedding_dim, mask_zero=True, name="embedding")(inputs)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="proba")(_bag_of_embeddings(cfg, x))
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="proba")(
+        _bag_of_embeddings(cfg, x, inputs, trainable=True)
+    )
     model = keras.Model(inputs, outputs, name="embedding_warmup")
     compile_model(model, cfg)
     return model
 
 
-def _bag_of_embeddings(cfg: ModelConfig, embedded: Any) -> Any:
-    """Mean word vector (padding masked) → ReLU layer of ``units`` × 2 → dropout: the warm-up's features."""
+def _bag_of_embeddings(cfg: ModelConfig, embedded: Any, tokens: Any, *, trainable: bool) -> Any:
+    """Pooled word vectors (padding masked; ``bag_pooling``), with ``bag_bigram_buckets`` the pooled
+    vectors of the review's word pairs beside them → ReLU layer of ``units`` × 2 → dropout: the
+    warm-up's features. ``trainable``: whether the pair table learns (it follows the word vectors).
+    """
     import keras
 
-    x = keras.layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(embedded)
+    from stages.common.layers import BagPooling, HashedBigramBag
+
+    if cfg.bag_pooling == "mean":
+        x = keras.layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(embedded)
+    else:
+        x = BagPooling(cfg.bag_pooling, name="pooled_word_vectors")(embedded)
+    if cfg.bag_bigram_buckets > 0:
+        pairs = HashedBigramBag(
+            cfg.bag_bigram_buckets, cfg.embedding_dim, cfg.bag_pooling, name="word_pairs", trainable=trainable
+        )(tokens)
+        x = keras.layers.Concatenate(name="words_and_pairs")([x, pairs])
     x = keras.layers.Dense(2 * cfg.units, activation="relu", name="warmup_hidden")(x)
     return keras.layers.Dropout(0.5, name="warmup_dropout")(x)
 
@@ -217,6 +249,8 @@ def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load a saved ``.keras`` model in Keras safe mode (no arbitrary code from the file)."""
     import keras
+
+    import stages.common.layers  # noqa: F401 - registers the custom layers a saved model may use
 
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
