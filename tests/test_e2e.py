@@ -38,6 +38,7 @@ TINY = {
         "architecture": "lstm",
         "embedding_dim": 8,
         "units": 4,
+        "bag_bigram_buckets": 256,  # the pair table's code path, at a tiny model's size
         "epochs": 1,
         "batch_size": 32,
         "validation_split": 0.25,
