@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.benchmark import paired_bootstrap
+from bench.benchmark import Bench, Row, evaluate_targets, paired_bootstrap
 
 
 def test_paired_bootstrap_interval_sees_real_and_null_differences() -> None:
@@ -57,3 +57,19 @@ def test_zeroing_the_lstm_share_leaves_the_bag_path_alone() -> None:
 
     mlp = build_model(ModelConfig(architecture="mlp", hidden_units=[4]), input_dim=10)
     assert not zero_sequence_share(mlp)
+
+
+def test_targets_compare_the_baseline_at_the_precision_of_metrics_json() -> None:
+    """1577 of 1708 reviews right is the same accuracy for both, though metrics.json holds 6 decimals."""
+    b = Bench()
+    b.rows.append(Row("yelp", "TF-IDF + logistic regression", 1577 / 1708, 0.81, 0.9739))
+    b.rows.append(Row("yelp", "pipeline lstm", round(1577 / 1708, 6), 0.86, 0.9599))
+    evaluate_targets(b, {"datasets": {"yelp": {}}, "models": ["lstm"]})
+    met = {name: ok for name, _, ok in b.targets}
+    assert met["yelp lstm accuracy ≥ baseline"] is True
+    assert met["yelp lstm balanced_accuracy ≥ baseline"] is True
+    assert met["yelp lstm roc_auc ≥ baseline"] is False
+    b.rows[1] = Row("yelp", "pipeline lstm", round(1576 / 1708, 6), 0.86, 0.9599)  # one review fewer: short
+    b.targets.clear()
+    evaluate_targets(b, {"datasets": {"yelp": {}}, "models": ["lstm"]})
+    assert {name: ok for name, _, ok in b.targets}["yelp lstm accuracy ≥ baseline"] is False
