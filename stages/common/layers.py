@@ -19,6 +19,13 @@ PACKAGE = "sentiment_pipeline"
 PAIR_PRIME = 1_000_003
 
 
+def _checked(pooling: str) -> str:
+    """``pooling`` if it is one the layers know (``ModelConfig.bag_pooling``'s values)."""
+    if pooling not in ("mean", "sqrt_n"):
+        raise ValueError(f"pooling must be 'mean' or 'sqrt_n', got {pooling!r}")
+    return pooling
+
+
 def _pooled(vectors: Any, weights: Any, pooling: str) -> Any:
     """Sum of ``vectors`` (batch, words, dim) weighted 0/1 by ``weights`` (batch, words), ÷ n or √n."""
     total = ops.sum(vectors * ops.expand_dims(weights, -1), axis=1)
@@ -37,9 +44,7 @@ class BagPooling(keras.layers.Layer):
 
     def __init__(self, pooling: str = "mean", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if pooling not in ("mean", "sqrt_n"):
-            raise ValueError(f"pooling must be 'mean' or 'sqrt_n', got {pooling!r}")
-        self.pooling = pooling
+        self.pooling = _checked(pooling)
         self.supports_masking = True
 
     def call(self, inputs: Any, mask: Any = None) -> Any:
@@ -74,9 +79,7 @@ class HashedBigramBag(keras.layers.Layer):
         super().__init__(**kwargs)
         if buckets < 1 or dim < 1:
             raise ValueError(f"buckets and dim must be >= 1, got {buckets} and {dim}")
-        if pooling not in ("mean", "sqrt_n"):
-            raise ValueError(f"pooling must be 'mean' or 'sqrt_n', got {pooling!r}")
-        self.buckets, self.dim, self.pooling = int(buckets), int(dim), pooling
+        self.buckets, self.dim, self.pooling = int(buckets), int(dim), _checked(pooling)
 
     def build(self, input_shape: tuple[Any, ...]) -> None:
         """The (buckets, dim) table of pair vectors, initialised as ``keras.layers.Embedding`` does."""

@@ -89,11 +89,6 @@ class ModelConfig:
                 f"must be >= 0, got {self.embedding_warmup_epochs}",
             )
             check(
-                self.bag_pooling in ("mean", "sqrt_n"),
-                f"{path}.bag_pooling",
-                f"must be 'mean' or 'sqrt_n', got {self.bag_pooling!r}",
-            )
-            check(
                 self.bag_bigram_buckets >= 0,
                 f"{path}.bag_bigram_buckets",
                 f"must be >= 0 (0: no word pairs), got {self.bag_bigram_buckets}",
