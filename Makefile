@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test lint format track ui bench tune compare predict server server-stop clean
+.PHONY: setup run repro test lint format track ui bench tune tune-cv compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ bench: setup        ## benchmark on the real data (dvc repro --force, baselines,
 
 tune: setup         ## validation study behind the model defaults (after `make run`): reports/tuning.md
 	$(BIN)/python -m bench.tune
+
+tune-cv: setup      ## the fine-tune studies by 5-fold cross-validation of the training split: reports/tuning-cv.md
+	$(BIN)/python -m bench.tune --folds 5
 
 compare: setup      ## the newest MLflow runs of each dataset side by side (N=5)
 	$(BIN)/python -m tools.compare -n $(or $(N),5)

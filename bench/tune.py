@@ -7,6 +7,13 @@ same seed, same early stopping) and scored on the validation rows that training 
 from the *training* split. The test split is never scored here (that is ``make bench``'s
 job, once, for the chosen defaults). Writes a Markdown table to ``--out``
 (``reports/tuning.md``) and prints it; the README's "How the defaults were chosen" quotes it.
+
+``--folds K`` (fine-tune studies; ``make tune-cv``): a few hundred validation reviews decide
+little on Yelp, so each candidate is instead fine-tuned K times, once per fold of a seeded,
+stratified K-fold split of the target's *training* split, and scored on the pooled
+out-of-fold predictions (every training review predicted once, by a model that did not see
+it); the benchmark's TF-IDF + logistic regression baseline is fitted on the same folds
+beside it. Still never the test split.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
-from bench.benchmark import machine, scores
+from bench.benchmark import linear_baseline, machine, scores
 from stages.common.io import features_from_npz, write_text
 from stages.common.models import ModelConfig, load_model, predict_proba
 from stages.common.params import load_params, parse, section, seed_from
@@ -218,20 +227,106 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], machine: str) -> str:
+def fold_tables(table: pd.DataFrame, folds: int, seed: int) -> list[pd.DataFrame]:
+    """The training split as ``folds`` tables: a seeded, stratified fold as ``test``, the rest ``train``.
+
+    The table's own test rows are dropped first, so nothing scored here comes from them.
+    """
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    if folds < 2:
+        raise ValueError(f"--folds: must be >= 2, got {folds}")
+    if train["label"].value_counts().min() < folds:
+        raise ValueError(f"--folds {folds}: a class has fewer training reviews than folds")
+    parts = []
+    kfold = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for _, held_out in kfold.split(train["text"], train["label"]):
+        part = train.copy()
+        part["split"] = "train"
+        part.loc[held_out, "split"] = "test"
+        parts.append(part)
+    return parts
+
+
+def pooled_report(y: np.ndarray, p: np.ndarray, epochs: list[int], seconds: float) -> dict[str, Any]:
+    """Scores of out-of-fold predictions pooled over the folds (every training review once)."""
+    return {
+        **dict(zip(METRICS, map(float, scores(y, p)), strict=True)),
+        "validation_rows": len(y),
+        "epochs_run": "/".join(map(str, epochs)) or "—",
+        "seconds": seconds,
+    }
+
+
+def cross_validate(
+    name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs, folds: int
+) -> list[dict[str, Any]]:
+    """A fine-tune study scored by K-fold cross-validation on the target's training split, baseline first.
+
+    Each candidate is fine-tuned per fold by the finetune stage's own function, from a fresh copy
+    of the source's trained model, on the fold's training rows (early stopping carves its
+    validation rows from them, as in the pipeline) and predicts the held-out fold.
+    """
+    if not study.finetune:
+        raise ValueError(f"--folds: study {name!r} trains from scratch; cross-validation is for fine-tune studies")
+    seed = seed_from(params)
+    base = parse(ModelConfig, section(params, study.model), study.model)
+    finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
+    table = read_table(dirs.prepared / f"{study.dataset}.parquet")
+    featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
+    parts = fold_tables(table, folds, seed)
+    ids = pd.concat([part.loc[part["split"] == "test", ["id", "label"]] for part in parts])
+    y = ids["label"].to_numpy(np.int64)
+    start = time.perf_counter()
+    baseline = pd.concat([linear_baseline(part)[2] for part in parts])
+    rows = [
+        {
+            "study": name,
+            "candidate": "TF-IDF + logistic regression (the benchmark's baseline)",
+            "overrides": None,  # not a params.yaml model
+            **pooled_report(y, baseline.loc[ids["id"]].to_numpy(), [], time.perf_counter() - start),
+        }
+    ]
+    for label, overrides in study.candidates.items():
+        ft_over, model_over = split_overrides(overrides, finetune=True)
+        cfg = with_overrides(base, model_over, study.model)
+        ft = finetune_candidate(finetune_base, ft_over, study.model)
+        start, predicted, epochs = time.perf_counter(), [], []
+        for part in parts:
+            source = load_model(dirs.models / ft.source / f"{study.model}.keras")
+            splits, result = finetune(part, featurizer, source, cfg, ft, seed)
+            held_out = splits["test"]
+            predicted.append(pd.Series(predict_proba(result.model, features_from_npz(held_out)), index=held_out["id"]))
+            epochs.append(int(result.summary["best_epoch"]))
+        p = pd.concat(predicted).loc[ids["id"]].to_numpy()
+        measured = pooled_report(y, p, epochs, time.perf_counter() - start)
+        log.info("%s / %s (%d folds): %s", name, label, folds, measured)
+        rows.append({"study": name, "candidate": label, "overrides": overrides, **measured})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], machine: str, folds: int | None = None) -> str:
     """The study as a Markdown table (one row per candidate)."""
     lines = [
-        "# Validation study",
+        "# Validation study" + ("" if folds is None else f": {folds}-fold cross-validation"),
         "",
         f"Produced by `make tune` ({machine}). Each candidate is trained as the train/finetune stage "
-        "trains it and scored on the validation rows carved from the training split; never on a test split.",
+        "trains it and scored on the validation rows carved from the training split; never on a test split."
+        if folds is None
+        else f"Produced by `make tune-cv` ({machine}). Each candidate is fine-tuned as the finetune stage "
+        f"fine-tunes it, once per fold of a seeded, stratified {folds}-fold split of the target's training "
+        "split, and scored on the pooled out-of-fold predictions (every training review once); the baseline "
+        "is fitted on the same folds; never on a test split. Epochs: the best epoch of each fold.",
         "",
-        "| study | candidate | changed values | validation rows | accuracy | balanced accuracy | ROC AUC "
-        "| epochs | time |",
+        f"| study | candidate | changed values | {'validation' if folds is None else 'out-of-fold'} rows "
+        "| accuracy | balanced accuracy | ROC AUC | epochs | time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        changed = ", ".join(f"`{k}: {v}`" for k, v in r["overrides"].items()) or "params.yaml"
+        changed = (
+            "—"
+            if r["overrides"] is None
+            else ", ".join(f"`{k}: {v}`" for k, v in r["overrides"].items()) or "params.yaml"
+        )
         lines.append(
             f"| {r['study']} | {r['candidate']} | {changed} | {r['validation_rows']} | {r['accuracy']:.4f} | "
             f"{r['balanced_accuracy']:.4f} | {r['roc_auc']:.4f} | {r['epochs_run']} | {r['seconds']:.0f} s |"
@@ -243,20 +338,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m bench.tune [--study imdb-lstm ...] [--out reports/tuning.md]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", action="append", choices=sorted(STUDIES), help="run only these (default: all)")
-    p.add_argument("--out", type=Path, default=Path("reports/tuning.md"))
+    p.add_argument("--out", type=Path, help="default: reports/tuning.md (reports/tuning-cv.md with --folds)")
+    p.add_argument("--folds", type=int, help="cross-validate fine-tune studies on K folds of the training split")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(Path("params.yaml"))
     dirs = PipelineDirs.from_dvc_yaml()
-    names = args.study or list(STUDIES)
+    names = args.study or [n for n, s in STUDIES.items() if args.folds is None or s.finetune]
+    if args.folds is not None:
+        scratch = [n for n in names if not STUDIES[n].finetune]
+        if scratch:
+            raise SystemExit(f"bench.tune: --folds: study {scratch[0]!r} trains from scratch (fine-tune studies only)")
     missing = [str(p) for name in names for p in study_inputs(STUDIES[name], params, dirs) if not p.exists()]
     if missing:
         raise SystemExit(f"bench.tune: {missing[0]} not found; run the pipeline first (make run)")
     rows: list[dict[str, Any]] = []
     for name in names:
-        rows += run_study(name, STUDIES[name], params, dirs)
-    text = markdown(rows, machine())
-    write_text(args.out, text)
+        if args.folds is None:
+            rows += run_study(name, STUDIES[name], params, dirs)
+        else:
+            rows += cross_validate(name, STUDIES[name], params, dirs, args.folds)
+    text = markdown(rows, machine(), args.folds)
+    write_text(args.out or Path("reports/tuning.md" if args.folds is None else "reports/tuning-cv.md"), text)
     sys.stdout.write(text)
 
 

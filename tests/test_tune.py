@@ -7,11 +7,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.tune import (
     STUDIES,
+    PipelineDirs,
+    Study,
+    cross_validate,
     finetune_candidate,
+    fold_tables,
     main,
     markdown,
     score_candidate,
@@ -19,9 +24,12 @@ from bench.tune import (
     with_overrides,
 )
 from stages.common.features import FeaturizerConfig, fit_featurizer
+from stages.common.io import features_from_npz
 from stages.common.models import ModelConfig
 from stages.common.params import ParamsError, load_params, parse, section
 from stages.finetune import FinetuneConfig
+from stages.train import train_model
+from stages.vectorize import transform_splits, write_features
 from tests.synthetic import reviews_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +110,81 @@ def test_before_the_pipeline_has_run_it_names_the_missing_output(tmp_path: Path,
     dvc_yaml.write_text(dvc_yaml.read_text().replace("features: data/features", "features: elsewhere/features"))
     with pytest.raises(SystemExit, match=r"elsewhere/features/imdb/lstm not found"):
         main(["--study", "imdb-lstm", "--out", str(tmp_path / "tuning.md")])
+    with pytest.raises(SystemExit, match=r"--folds: study 'imdb-lstm' trains from scratch"):
+        main(["--study", "imdb-lstm", "--folds", "5"])
+
+
+def _prepared(n: int, seed: int) -> pd.DataFrame:
+    """A prepared table (the prepare stage's columns): three quarters train, the rest test."""
+    df = reviews_frame(n, seed=seed)
+    df = df[df.stars != 3].reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "id": [f"r{seed}-{i}" for i in range(len(df))],
+            "text": df["text"],
+            "label": (df["stars"] >= 4).astype(np.int64),
+            "split": np.where(np.arange(len(df)) < 3 * len(df) // 4, "train", "test"),
+            "rating": df["stars"].astype(float),
+        }
+    )
+
+
+def test_fold_tables_hold_out_each_training_review_once_and_drop_the_test_split() -> None:
+    table = _prepared(120, seed=2)
+    train_ids = set(table.loc[table.split == "train", "id"])
+    parts = fold_tables(table, 4, seed=0)
+    held_out = [set(p.loc[p.split == "test", "id"]) for p in parts]
+    assert all(set(p["id"]) == train_ids for p in parts)  # the table's test rows are gone
+    assert set().union(*held_out) == train_ids and sum(map(len, held_out)) == len(train_ids)
+    share = table.loc[table.split == "train", "label"].mean()
+    for p in parts:  # stratified: each held-out fold has about the training split's share of positives
+        assert abs(p.loc[p.split == "test", "label"].mean() - share) < 0.1
+    assert [set(p.loc[p.split == "test", "id"]) for p in fold_tables(table, 4, seed=0)] == held_out
+    with pytest.raises(ValueError, match=r"--folds: must be >= 2"):
+        fold_tables(table, 1, seed=0)
+
+
+def test_cross_validate_scores_out_of_fold_predictions_of_the_finetune_stage(tmp_path: Path) -> None:
+    dirs = PipelineDirs(tmp_path / "prepared", tmp_path / "features", tmp_path / "models")
+    dirs.prepared.mkdir()
+    (dirs.models / "imdb").mkdir(parents=True)
+    source = _prepared(160, seed=7)
+    texts = source.loc[source.split == "train", "text"].tolist()
+    featurizer = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=200))
+    splits = transform_splits(source, featurizer)
+    write_features(dirs.features / "imdb" / "mlp", featurizer, splits)
+    cfg = ModelConfig(architecture="mlp", hidden_units=[8], epochs=2, batch_size=16, learning_rate=0.01)
+    X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
+    trained = train_model(cfg, X, y, input_dim=featurizer.input_dim, seq_len=None, seed=0)
+    trained.model.save(dirs.models / "imdb" / "mlp.keras")
+    target = _prepared(200, seed=8)
+    target.to_parquet(dirs.prepared / "yelp.parquet", index=False)
+    params = load_params(ROOT / "params.yaml")
+    params["mlp"] = {**params["mlp"], **dataclasses.asdict(cfg)}
+    params["finetune"] = {**params["finetune"], "epochs": 1}
+    study = Study("yelp", "mlp", True, {"default": {}, "faster": {"learning_rate": 0.01}})
+
+    rows = cross_validate("yelp-mlp", study, params, dirs, folds=3)
+    n_train = int((target.split == "train").sum())
+    assert [r["candidate"] for r in rows][1:] == ["default", "faster"]
+    assert rows[0]["candidate"].startswith("TF-IDF + logistic regression")
+    for r in rows:
+        assert r["validation_rows"] == n_train
+        assert 0.0 <= r["balanced_accuracy"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
+    assert rows[0]["roc_auc"] > 0.7  # the generated reviews carry learnable cues
+    assert all(len(r["epochs_run"].split("/")) == 3 for r in rows[1:])
+    # the target's test split is never read: scrambling it changes nothing
+    scrambled = target.copy()
+    test = scrambled.split == "test"
+    scrambled.loc[test, "label"] = 1 - scrambled.loc[test, "label"]
+    scrambled.loc[test, "text"] = "scrambled words"
+    scrambled.to_parquet(dirs.prepared / "yelp.parquet", index=False)
+    again = cross_validate("yelp-mlp", study, params, dirs, folds=3)
+    key = ("accuracy", "balanced_accuracy", "roc_auc", "epochs_run")
+    assert [[r[k] for k in key] for r in again] == [[r[k] for k in key] for r in rows]
+    with pytest.raises(ValueError, match=r"study 'imdb-mlp' trains from scratch"):
+        cross_validate("imdb-mlp", STUDIES["imdb-mlp"], params, dirs, folds=3)
+    text = markdown(rows, "test machine", folds=3)
+    assert "3-fold cross-validation" in text and "| out-of-fold rows |" in text
+    assert "| yelp-mlp | TF-IDF + logistic regression (the benchmark's baseline) | — | " in text
+    assert "| yelp-mlp | default | params.yaml | " in text
