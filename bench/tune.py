@@ -116,7 +116,9 @@ STUDIES: dict[str, Study] = {
         True,
         {
             "default": {},
-            "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
+            "learning rate 5e-4": {"learning_rate": 0.0005},
+            "learning rate 1e-3 (the previous default)": {"learning_rate": 0.001},
+            "learning rate 3e-3": {"learning_rate": 0.003},
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
         },
     ),
