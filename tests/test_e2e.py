@@ -106,12 +106,24 @@ def env() -> dict[str, str]:
     return e
 
 
-def run(cwd: Path, *cmd: str, extra_env: dict[str, str] | None = None, ok: bool | None = True) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True, timeout=900)
-    assert ok is None or (proc.returncode == 0) == ok, (
-        f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    )
-    return proc.stdout + proc.stderr
+def run(
+    cwd: Path, *cmd: str, extra_env: dict[str, str] | None = None, ok: bool | None = True, log: Path | None = None
+) -> str:
+    """Run ``cmd``; its output, read from pipes or, with ``log``, from that file.
+
+    ``log`` is for commands that leave children behind (``dvc queue start``): they inherit the
+    output, so reading pipes would wait until the last child exits.
+    """
+    kwargs = {"cwd": cwd, "env": {**env(), **(extra_env or {})}, "timeout": 900}
+    if log is None:
+        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+        out = proc.stdout + proc.stderr
+    else:
+        with log.open("w") as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, **kwargs)
+        out = log.read_text()
+    assert ok is None or (proc.returncode == 0) == ok, f"{' '.join(cmd)}: exit {proc.returncode}\n{out[-8000:]}"
+    return out
 
 
 def dvc(cwd: Path, *args: str, **kwargs) -> str:
@@ -317,25 +329,6 @@ def _queue_settled(proj: Path) -> bool:
     return not re.search(r"\b(Queued|Running)\b", status)
 
 
-def _start_queue(proj: Path, jobs: int, log: Path) -> None:
-    """`dvc queue start -j N`, its output to a file, not to pipes this process reads.
-
-    The workers it spawns inherit its stderr; with `capture_output` the call would return
-    only when the last worker closed it, i.e. when the queue is done and every worker has
-    exited, so a worker that never exits would hang it.
-    """
-    with log.open("w") as out:
-        proc = subprocess.run(
-            (sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)),
-            cwd=proj,
-            env=env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=300,
-        )
-    assert proc.returncode == 0, log.read_text()[-4000:]
-
-
 def _stop_lingering_workers(proj: Path, grace_s: float = 60.0) -> list[int]:
     """Kill queue workers still alive `grace_s` after the queue settled; return their pids.
 
@@ -351,12 +344,14 @@ def _stop_lingering_workers(proj: Path, grace_s: float = 60.0) -> list[int]:
     def alive() -> list[int]:
         pids = []
         for info in (proj / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.json"):
-            pid = json.loads(info.read_text()).get("pid")
-            try:
-                os.kill(pid, 0)
-            except (ProcessLookupError, TypeError):
+            worker = json.loads(info.read_text())
+            if worker.get("returncode") is not None:  # dvc-task recorded its exit: the pid may be reused
                 continue
-            pids.append(pid)
+            try:
+                os.kill(worker["pid"], 0)
+            except (ProcessLookupError, PermissionError):
+                continue
+            pids.append(worker["pid"])
         return pids
 
     deadline = time.monotonic() + grace_s
@@ -378,7 +373,7 @@ def test_a_queued_sweep_runs_two_workers_and_each_experiment_lands_in_mlflow(pro
     before = {r.info.run_id for r in mlflow_runs(proj)}
     for dropout in ("0.1", "0.3"):
         dvc(proj, "exp", "run", "--queue", "-S", f"mlp.dropout={dropout}")
-    _start_queue(proj, 2, proj.parent / "queue-start.log")
+    dvc(proj, "queue", "start", "-j", "2", log=proj.parent / "queue-start.log")
     deadline = time.monotonic() + 900
     try:
         while not _queue_settled(proj):
