@@ -119,6 +119,8 @@ STUDIES: dict[str, Study] = {
             "learning rate 5e-4": {"learning_rate": 0.0005},
             "learning rate 1e-3 (the previous default)": {"learning_rate": 0.001},
             "learning rate 3e-3": {"learning_rate": 0.003},
+            "IMDB's vocabulary only (the previous default)": {"new_words_min_count": 0},
+            "Yelp words in >= 3 training reviews added": {"new_words_min_count": 3},
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
         },
     ),
@@ -137,12 +139,14 @@ def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
 def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: str) -> FinetuneConfig:
     """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
 
-    A ``learning_rate`` the candidate sets stands in for ``finetune.learning_rate.<model>``; the
-    result is validated (so an impossible candidate, or a base without per-model rates, fails
-    naming its key) and resolved to that rate.
+    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``) stands in
+    for ``finetune.<key>.<model>``; the result is validated (so an impossible candidate, or a base
+    without per-model rates, fails naming its key) and resolved to that model's values.
     """
-    if "learning_rate" in overrides and isinstance(base.learning_rate, dict):
-        overrides = {**overrides, "learning_rate": {**base.learning_rate, model: overrides["learning_rate"]}}
+    overrides = {
+        key: {**getattr(base, key), model: value} if isinstance(getattr(base, key, None), dict) else value
+        for key, value in overrides.items()
+    }
     cfg = with_overrides(base, overrides, "finetune")
     cfg.validate("finetune")
     return cfg.for_model(model)
@@ -216,7 +220,7 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
             ft = finetune_candidate(finetune_base, ft_over, study.model)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
-            splits, result = finetune(table, featurizer, source, cfg, ft, seed)
+            _, splits, result = finetune(table, featurizer, source, cfg, ft, seed)
             X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
             # finetune trains with the finetune section's values: score with the config it used
             measured = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
@@ -295,7 +299,7 @@ def cross_validate(
         start, predicted, epochs = time.perf_counter(), [], []
         for part in parts:
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")
-            splits, result = finetune(part, featurizer, source, cfg, ft, seed)
+            _, splits, result = finetune(part, featurizer, source, cfg, ft, seed)
             held_out = splits["test"]
             predicted.append(pd.Series(predict_proba(result.model, features_from_npz(held_out)), index=held_out["id"]))
             epochs.append(int(result.summary["best_epoch"]))

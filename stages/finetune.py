@@ -4,7 +4,8 @@ Per target dataset × model (``finetune.targets``): the source's featurizer (voc
 turns the target's reviews into features, and the source's trained model is the starting
 point that training on the target's own training split refines (early stopping on a
 validation split carved from it, as in train). For datasets with few reviews: the Yelp
-LSTM sees ~6,800 training reviews, the IMDB one 25,000. Writes the same features
+LSTM sees ~6,800 training reviews, the IMDB one 25,000. An LSTM's vocabulary may first gain
+the target's own frequent words (``finetune.new_words_min_count``). Writes the same features
 directory as vectorize and the same model, history and summary as train, so every later
 stage treats fine-tuned and from-scratch models alike.
 """
@@ -16,16 +17,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from stages.common import cli
 from stages.common.cli import DataError
-from stages.common.features import Featurizer
+from stages.common.features import Featurizer, extend_vocabulary
 from stages.common.io import features_from_npz
-from stages.common.models import ModelConfig, load_model
+from stages.common.models import ModelConfig, grow_embedding, load_model
 from stages.common.params import check, load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, read_table
 from stages.train import TrainResult, train_model, write_result
@@ -49,6 +50,10 @@ class FinetuneConfig:
     # LSTMs: refine the source's word vectors on the target (a model section's freeze_embedding
     # holds while it learns from scratch; a new domain uses words differently)
     freeze_embedding: bool = False
+    # one per model, like learning_rate: > 0 gives a target word missing from the source vocabulary
+    # its own word vector (starting at zero) when it occurs in at least this many of the target's
+    # training reviews; 0 keeps the source vocabulary. Sequence (LSTM) featurizers only.
+    new_words_min_count: dict[str, int] | int = 0
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -61,17 +66,32 @@ class FinetuneConfig:
         for model, rate in self.learning_rate.items():  # type: ignore[union-attr]
             check(rate > 0, f"{path}.learning_rate.{model}", f"must be > 0, got {rate}")
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
+        counts = self.new_words_min_count
+        for model, count in counts.items() if isinstance(counts, dict) else [(None, counts)]:
+            key = f"{path}.new_words_min_count" + ("" if model is None else f".{model}")
+            check(count >= 0, key, f"must be >= 0 (0: keep the source vocabulary), got {count}")
 
     def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
-        """This config with the learning rate of one model (the per-model mapping must name it)."""
-        if not isinstance(self.learning_rate, dict):
-            return self
-        check(
-            model in self.learning_rate,
-            f"{path}.learning_rate.{model}",
-            f"missing: the per-model learning rates name only {', '.join(sorted(self.learning_rate))}",
-        )
-        return dataclasses.replace(self, learning_rate=self.learning_rate[model])
+        """This config with one model's learning rate and new-word threshold (a mapping must name it)."""
+        resolved: dict[str, Any] = {}
+        for key in ("learning_rate", "new_words_min_count"):
+            values = getattr(self, key)
+            if isinstance(values, dict):
+                check(
+                    model in values,
+                    f"{path}.{key}.{model}",
+                    f"missing: the per-model values name only {', '.join(sorted(values))}",
+                )
+                resolved[key] = values[model]
+        return dataclasses.replace(self, **resolved)
+
+
+class Finetuned(NamedTuple):
+    """What :func:`finetune` returns: the target's featurizer, its features and the refined model."""
+
+    featurizer: Featurizer
+    splits: dict[str, dict[str, np.ndarray]]
+    result: TrainResult
 
 
 def finetune(
@@ -81,13 +101,29 @@ def finetune(
     model_cfg: ModelConfig,
     cfg: FinetuneConfig,
     seed: int,
-) -> tuple[dict[str, dict[str, np.ndarray]], TrainResult]:
+) -> Finetuned:
     """Target reviews through the source featurizer, then the source model refined on them. Pure.
 
-    ``cfg`` holds one learning rate: the model's, from :meth:`FinetuneConfig.for_model`.
+    ``cfg`` holds one model's values, from :meth:`FinetuneConfig.for_model`. With
+    ``new_words_min_count`` > 0 the source vocabulary first gains the target's frequent
+    training words it lacks (their word vectors start at zero); the returned featurizer is
+    the one the target's features and later stages use.
     """
-    if isinstance(cfg.learning_rate, dict):
-        raise TypeError("finetune(): cfg has per-model learning rates; pass cfg.for_model(<model name>)")
+    if isinstance(cfg.learning_rate, dict) or isinstance(cfg.new_words_min_count, dict):
+        raise TypeError("finetune(): cfg has per-model values; pass cfg.for_model(<model name>)")
+    added = 0
+    if cfg.new_words_min_count > 0:
+        check(
+            featurizer.config.kind == "seq",
+            "finetune.new_words_min_count",
+            "only sequence (LSTM) featurizers gain words; a bag-of-words model's must be 0",
+        )
+        train_texts = table.loc[table["split"] == "train", "text"].tolist()
+        grown = extend_vocabulary(featurizer, train_texts, cfg.new_words_min_count)
+        added = len(grown.vocabulary) - len(featurizer.vocabulary)
+        log.info("vocabulary: the source's %d words + %d of the target's", len(featurizer.vocabulary), added)
+        source_model = grow_embedding(source_model, model_cfg, grown.input_dim)
+        featurizer = grown
     splits = transform_splits(table, featurizer)
     tuned = dataclasses.replace(
         model_cfg,
@@ -108,7 +144,8 @@ def finetune(
         initial=source_model,
     )
     result.summary["initialised_from"] = cfg.source
-    return splits, result
+    result.summary["new_words"] = added
+    return Finetuned(featurizer, splits, result)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -131,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.source_model.is_file():
         raise DataError(f"{args.source_model}: source model not found; run train for finetune.source first")
     table = read_table(args.table)
-    splits, result = finetune(table, featurizer, load_model(args.source_model), model_cfg, cfg, seed)
+    featurizer, splits, result = finetune(table, featurizer, load_model(args.source_model), model_cfg, cfg, seed)
     log.info("%s from %s: %s", args.model, cfg.source, result.summary)
     write_features(args.features, featurizer, splits)
     write_result(result, args.out, args.history, args.summary)

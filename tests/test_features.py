@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from stages.common.features import OOV_ID, Featurizer, FeaturizerConfig, fit_featurizer, pad, tokenize
+from stages.common.features import (
+    OOV_ID,
+    Featurizer,
+    FeaturizerConfig,
+    extend_vocabulary,
+    fit_featurizer,
+    pad,
+    tokenize,
+)
 
 TRAIN = ["good good movie", "bad movie", "good plot, bad acting", "movie movie movie"]
 
@@ -67,6 +75,24 @@ def test_sequences_use_reserved_ids() -> None:
     assert f.transform(["", "!!"]).tolist() == [[0, 0, 0, OOV_ID]] * 2
     post = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=3, padding="post"))
     assert post.transform([""]).tolist() == [[OOV_ID, 0, 0]]
+
+
+def test_a_sequence_vocabulary_gains_frequent_new_words_after_its_own() -> None:
+    from stages.common.params import ParamsError
+
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4))  # movie, good
+    target = ["tasty food, good", "food was tasty", "rude food", "rude staff, bad food", "bad"]
+    grown = extend_vocabulary(f, target, min_count=2)
+    # existing words keep their ids; new ones by number of texts (food 4, bad/rude/tasty 2), then alphabetically
+    assert grown.vocabulary == ["movie", "good", "food", "bad", "rude", "tasty"]
+    assert grown.input_dim == f.input_dim + 4 and grown.config.max_tokens == 6
+    assert f.transform(["good movie"]).tolist() == grown.transform(["good movie"]).tolist()
+    assert f.transform(["tasty staff"]).tolist() == [[0, 0, OOV_ID, OOV_ID]]
+    assert grown.transform(["tasty staff"]).tolist() == [[0, 0, 7, OOV_ID]]  # 'staff': in 1 text only
+    assert Featurizer.from_json(grown.to_json()).transform(target).tolist() == grown.transform(target).tolist()
+    assert extend_vocabulary(f, target, min_count=5).vocabulary == f.vocabulary
+    with pytest.raises(ParamsError, match=r"featurizer\.kind: only sequence featurizers"):
+        extend_vocabulary(fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=5)), target, 2)
 
 
 def test_json_round_trip_gives_the_same_transform() -> None:

@@ -112,6 +112,11 @@ def test_each_dataset_learns_one_way() -> None:
             {"finetune": {**base["finetune"], "learning_rate": {"mlp": 0.001, "lstm": 0.001, "cnn": 0.1}}},
             r"finetune\.learning_rate\.cnn: not a model",
         ),
+        (
+            {"finetune": {**base["finetune"], "new_words_min_count": {"mlp": 0}}},
+            r"finetune\.new_words_min_count\.lstm: model 'lstm' is listed in models but has no threshold",
+        ),
+        ({"finetune": {**base["finetune"], "new_words_min_count": 5}}, r"finetune\.new_words_min_count: expected one"),
     ):
         with pytest.raises(ParamsError, match=fragment):
             check_layout({**base, **change})

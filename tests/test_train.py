@@ -119,7 +119,7 @@ def test_finetune_starts_from_the_source_model_and_vocabulary(corpus) -> None:
     source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
     target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, early_stopping_patience=None)
-    splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
+    _, splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
     assert result.summary["initialised_from"] == "imdb"
     np.testing.assert_array_equal(splits["test"]["X"], f.transform(target[target.split == "test"]["text"].tolist()))
     # a copy was refined: the source model itself is untouched, the copy moved away from it
@@ -147,7 +147,7 @@ def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
     source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
     target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.0005, epochs=1)
-    _, result = finetune(target, f, source, MLP, cfg, seed=1)
+    _, _, result = finetune(target, f, source, MLP, cfg, seed=1)
     assert result.model.inputs[0].sparse  # LIME's fast path and memory use rely on it
 
 
@@ -163,7 +163,7 @@ def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
     cfg = parse(FinetuneConfig, raw, "finetune")
     with pytest.raises(TypeError, match="for_model"):
         finetune(target, f, source, MLP, cfg, seed=1)
-    _, result = finetune(target, f, source, MLP, cfg.for_model("mlp"), seed=1)
+    _, _, result = finetune(target, f, source, MLP, cfg.for_model("mlp"), seed=1)
     assert float(result.model.optimizer.learning_rate) == pytest.approx(0.002)
     assert cfg.for_model("lstm").learning_rate == 0.0005
     with pytest.raises(ParamsError, match=r"finetune\.learning_rate: expected one rate per model"):
@@ -172,6 +172,14 @@ def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
         cfg.for_model("cnn")
     with pytest.raises(ParamsError, match=r"finetune\.learning_rate\.lstm: must be > 0"):
         parse(FinetuneConfig, {**raw, "learning_rate": {"mlp": 0.002, "lstm": 0}}, "finetune")
+    counts = {**raw, "new_words_min_count": {"mlp": 0, "lstm": 10}}
+    assert parse(FinetuneConfig, counts, "finetune").for_model("lstm").new_words_min_count == 10
+    assert parse(FinetuneConfig, counts, "finetune").for_model("mlp").new_words_min_count == 0
+    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count\.lstm: must be >= 0"):
+        parse(FinetuneConfig, {**raw, "new_words_min_count": {"mlp": 0, "lstm": -1}}, "finetune")
+    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count\.cnn: missing"):
+        three_rates = {"mlp": 0.002, "lstm": 0.0005, "cnn": 0.1}
+        parse(FinetuneConfig, {**counts, "learning_rate": three_rates}, "finetune").for_model("cnn")
 
 
 def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:
@@ -233,7 +241,7 @@ def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, f
     )
     source = train_model(frozen, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, freeze_embedding=freeze)
-    _, result = finetune(_target_table(texts, y), f, source, frozen, cfg, seed=1)
+    _, _, result = finetune(_target_table(texts, y), f, source, frozen, cfg, seed=1)
     before = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
     after = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
     assert result.model.get_layer("embedding").trainable is not freeze
@@ -326,3 +334,47 @@ def test_early_stopping_from_the_start_keeps_it_unless_an_epoch_beats_it(keep_st
     if not keep_start:  # the best epoch's weights were restored
         best = int(np.argmin(fit.history["val_loss"]))
         assert callback.best_epoch == best
+
+
+def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> None:
+    import dataclasses
+
+    import keras
+
+    from stages.common.models import grow_embedding
+    from stages.common.params import ParamsError
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=10, maxlen=24))  # no cue words
+    cfg = dataclasses.replace(LSTM, bag_of_embeddings=True, embedding_warmup_epochs=1, bag_bigram_buckets=32)
+    source = train_model(cfg, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
+    rows = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
+
+    # the grown copy: the source's rows and weights, zero rows after them, the same predictions on old ids
+    grown = grow_embedding(source, cfg, f.input_dim + 3)
+    table = keras.ops.convert_to_numpy(grown.get_layer("embedding").embeddings)
+    np.testing.assert_array_equal(table[: len(rows)], rows)
+    assert table.shape == (len(rows) + 3, rows.shape[1]) and not table[len(rows) :].any()
+    X = f.transform(texts)
+    np.testing.assert_array_equal(predict_proba(grown, X), predict_proba(source, X))
+
+    target = _target_table(texts, y)
+    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, new_words_min_count=2)
+    featurizer, splits, result = finetune(target, f, source, cfg, ft, seed=1)
+    added = featurizer.vocabulary[len(f.vocabulary) :]
+    assert featurizer.vocabulary[: len(f.vocabulary)] == f.vocabulary
+    assert {"great", "awful"} <= set(added) and result.summary["new_words"] == len(added)
+    np.testing.assert_array_equal(splits["test"]["X"], featurizer.transform(target[target.split == "test"]["text"]))
+    assert splits["train"]["X"].max() >= f.input_dim  # the target's features use the new ids
+    tuned = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
+    assert tuned.shape[0] == featurizer.input_dim and np.abs(tuned[len(rows) :]).sum(axis=1).min() > 0  # all learnt
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings), rows)
+
+    # the default (0) keeps the source vocabulary; a bag-of-words model cannot gain words
+    same, _, kept = finetune(target, f, source, cfg, dataclasses.replace(ft, new_words_min_count=0), seed=1)
+    assert same is f and kept.summary["new_words"] == 0
+    bow = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=10))
+    mlp = train_model(MLP, bow.transform(texts), y, input_dim=bow.input_dim, seq_len=None, seed=1).model
+    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count: only sequence \(LSTM\) featurizers"):
+        finetune(target, bow, mlp, MLP, ft, seed=1)

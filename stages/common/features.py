@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -383,3 +383,25 @@ def fit_featurizer(train_texts: Sequence[str], cfg: FeaturizerConfig) -> Featuri
         n = counts.shape[0]
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32).tolist()
     return Featurizer(config=cfg, vocabulary=vocabulary, idf=idf, n_train_docs=len(train_texts))
+
+
+def extend_vocabulary(featurizer: Featurizer, train_texts: Sequence[str], min_count: int) -> Featurizer:
+    """A sequence featurizer with the words of ``train_texts`` it lacks appended to its vocabulary.
+
+    For fine-tuning on a new domain: a word that occurs in at least ``min_count`` of the
+    texts but is out of the source vocabulary (Yelp's "flavorful", "overpriced" in IMDB's)
+    gets its own id instead of the shared out-of-vocabulary one. The new words come after the
+    existing ones (by number of texts, then alphabetically), so every existing id, and so the
+    source model's embedding row for it, stays as it was.
+    """
+    check(featurizer.config.kind == "seq", "featurizer.kind", "only sequence featurizers can grow (bow has idf)")
+    check(min_count >= 1, "min_count", f"must be >= 1, got {min_count}")
+    known = set(featurizer.vocabulary)
+    docs: dict[str, int] = {}
+    for text in train_texts:
+        for word in set(tokenize(text)) - known:
+            docs[word] = docs.get(word, 0) + 1
+    new = sorted((w for w, n in docs.items() if n >= min_count), key=lambda w: (-docs[w], w))
+    vocabulary = featurizer.vocabulary + new
+    config = replace(featurizer.config, max_tokens=max(featurizer.config.max_tokens, len(vocabulary)))
+    return Featurizer(config=config, vocabulary=vocabulary, idf=None, n_train_docs=featurizer.n_train_docs)

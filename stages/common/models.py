@@ -250,6 +250,31 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
+def grow_embedding(model: keras.Model, cfg: ModelConfig, input_dim: int) -> keras.Model:
+    """A copy of the LSTM ``model`` (built from ``cfg``) whose embedding has ``input_dim`` rows.
+
+    The existing rows and every other weight are ``model``'s; the added rows, for words a
+    vocabulary gained (:func:`stages.common.features.extend_vocabulary`), start at zero, so they
+    add nothing to the bag path until fine-tuning teaches them something.
+    """
+    import numpy as np
+
+    grown = build_model(cfg, input_dim=input_dim)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if layer.name == "embedding":
+            (table,) = weights
+            check(
+                input_dim >= table.shape[0],
+                "input_dim",
+                f"cannot shrink an embedding of {table.shape[0]} rows to {input_dim}",
+            )
+            weights = [np.vstack([table, np.zeros((input_dim - table.shape[0], table.shape[1]), table.dtype)])]
+        if weights:
+            grown.get_layer(layer.name).set_weights(weights)
+    return grown
+
+
 def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024) -> Any:
     """Positive-class probabilities as a 1-D float64 array (works on sparse or dense input)."""
     import numpy as np

@@ -73,16 +73,19 @@ def check_layout(params: Mapping[str, Any]) -> None:
         if not isinstance((params.get("vectorize") or {}).get(name), Mapping):
             raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
     finetune = params.get("finetune")
-    if isinstance(finetune, Mapping) and "learning_rate" in finetune:  # exactly one rate per model
-        rates = finetune["learning_rate"]
-        if not isinstance(rates, Mapping):  # dvc.yaml declares finetune.learning_rate.<model>
-            raise ParamsError(f"finetune.learning_rate: expected one rate per model (mlp: 0.002, ...), got {rates!r}")
+    # dvc.yaml declares finetune.<key>.<model>: exactly one value per model
+    for key, what, example in (("learning_rate", "rate", 0.002), ("new_words_min_count", "threshold", 0)):
+        if not isinstance(finetune, Mapping) or key not in finetune:
+            continue
+        values = finetune[key]
+        if not isinstance(values, Mapping):
+            raise ParamsError(f"finetune.{key}: expected one {what} per model (mlp: {example}, ...), got {values!r}")
         for name in models:
-            if name not in rates:
-                raise ParamsError(f"finetune.learning_rate.{name}: model {name!r} is listed in models but has no rate")
-        for name in rates:
+            if name not in values:
+                raise ParamsError(f"finetune.{key}.{name}: model {name!r} is listed in models but has no {what}")
+        for name in values:
             if name not in models:
-                raise ParamsError(f"finetune.learning_rate.{name}: not a model in models ({', '.join(models)})")
+                raise ParamsError(f"finetune.{key}.{name}: not a model in models ({', '.join(models)})")
     unknown = sorted(set(params) - set(SECTIONS) - set(models))
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown section (known: {', '.join([*SECTIONS, *models])})")
