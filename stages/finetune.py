@@ -41,7 +41,7 @@ class FinetuneConfig:
 
     source: str
     targets: list[str]
-    # one rate per model name ({mlp: 0.002, lstm: 0.001}), so that each finetune stage depends on
+    # one rate per model name ({mlp: 0.002, lstm: 0.002}), so that each finetune stage depends on
     # its own model's rate (dvc.yaml: finetune.learning_rate.${item.model}); for_model() resolves
     # it to that one number before finetune()
     learning_rate: dict[str, float] | float
@@ -61,7 +61,7 @@ class FinetuneConfig:
         check(
             isinstance(self.learning_rate, dict),
             f"{path}.learning_rate",
-            f"expected one rate per model ({{mlp: 0.002, lstm: 0.001}}), got {self.learning_rate!r}",
+            f"expected one rate per model ({{mlp: 0.002, lstm: 0.002}}), got {self.learning_rate!r}",
         )
         for model, rate in self.learning_rate.items():  # type: ignore[union-attr]
             check(rate > 0, f"{path}.learning_rate.{model}", f"must be > 0, got {rate}")
