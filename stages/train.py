@@ -29,6 +29,7 @@ from stages.common.models import (
     configure_determinism,
     distribution_strategy,
     lstm_share,
+    save_model,
 )
 from stages.common.params import load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, load_split
@@ -207,8 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def write_result(result: TrainResult, model_file: Path, history: Path, summary: Path) -> None:
     """Write the model, its history (CSV) and summary (JSON), each atomically."""
-    with atomic_path(model_file) as tmp:
-        result.model.save(tmp)
+    save_model(result.model, model_file)
     with atomic_path(history) as tmp:
         result.history.to_csv(tmp, index=False, float_format="%.6f")
     write_json(summary, result.summary)

@@ -104,6 +104,36 @@ def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
     np.testing.assert_allclose(predict_proba(load_model(path), f.transform(texts)), proba, rtol=1e-6)
 
 
+def test_saved_model_bytes_depend_on_the_model_alone(tmp_path: Path, corpus) -> None:
+    """Keras stamps the save time and object addresses into a .keras file; save_model does not."""
+    import json
+    import time
+    import zipfile
+
+    from stages.common.models import save_model
+
+    # the same training twice: the same weights in new Python objects (other addresses)
+    (first, proba), (second, _) = _fit(MLP, "bow", corpus, seed=1), _fit(MLP, "bow", corpus, seed=1)
+    first.model.save(tmp_path / "plain1.keras")
+    save_model(first.model, tmp_path / "a.keras")
+    time.sleep(2.1)  # the zip format's times have a resolution of 2 s
+    second.model.save(tmp_path / "plain2.keras")
+    save_model(second.model, tmp_path / "b.keras")
+    assert (tmp_path / "plain1.keras").read_bytes() != (tmp_path / "plain2.keras").read_bytes()  # Keras's own
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras", "plain1.keras", "plain2.keras"]
+    with zipfile.ZipFile(tmp_path / "a.keras") as z, zipfile.ZipFile(tmp_path / "plain1.keras") as k:
+        assert [i.filename for i in z.infolist()] == [i.filename for i in k.infolist()]
+        assert z.read("model.weights.h5") == k.read("model.weights.h5")
+        config = z.read("config.json").decode()
+        assert '"shared_object_id": 0' in config  # the MLP's layers share an initializer
+        meta = json.loads(z.read("metadata.json"))
+        assert meta["date_saved"] == "1980-01-01@00:00:00" and meta["keras_version"]
+    texts, _ = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    np.testing.assert_allclose(predict_proba(load_model(tmp_path / "b.keras"), f.transform(texts)), proba, rtol=1e-6)
+
+
 def _target_table(texts: list[str], y: np.ndarray) -> pd.DataFrame:
     """A prepared-table stand-in for a fine-tuning target: alternate train/test rows."""
     n = len(texts)

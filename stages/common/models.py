@@ -237,7 +237,10 @@ def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
     """Compile with the config's optimiser (binary cross-entropy, accuracy)."""
     import keras
 
-    optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
+    # named, or Keras numbers it (adam, adam_1, ...) by how many the process has made, and the
+    # saved model's config.json would depend on that (save_model)
+    config = {"learning_rate": cfg.learning_rate, "name": cfg.optimizer}
+    optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": config})
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
 
 
@@ -248,6 +251,65 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
     import stages.common.layers  # noqa: F401 - registers the custom layers a saved model may use
 
     return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+# What a saved .keras file says about when it was saved (zip entry times, ``metadata.json``'s
+# ``date_saved``): the zip format's earliest date, the same for every file (see save_model)
+SAVE_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
+    """Save ``model`` to ``path`` (``.keras``) atomically, its bytes a function of the model alone.
+
+    Keras stamps every file with the time it was saved (``metadata.json``'s ``date_saved``, the
+    zip entries' times) and numbers the objects that layers share (an initializer, say) in
+    ``config.json`` by their memory addresses, so the same weights made a different file on
+    every run: DVC recorded a new model each time and re-ran everything downstream of it, and a
+    re-run could not be checked byte for byte. The stamps become :data:`SAVE_TIME`, the shared
+    objects are numbered 0, 1, ... in the order the config names them; the weights and the rest
+    are Keras's own, unchanged.
+    """
+    import json
+    import shutil
+    import zipfile
+
+    from stages.common.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+        stamped = tmp.with_name(f"{tmp.name}.stamped")
+        try:
+            with zipfile.ZipFile(tmp) as src, zipfile.ZipFile(stamped, "w") as dst:
+                for info in src.infolist():
+                    entry = zipfile.ZipInfo(info.filename, date_time=SAVE_TIME)
+                    entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+                    if info.filename == "metadata.json":
+                        meta = json.loads(src.read(info))
+                        meta["date_saved"] = "{:04d}-{:02d}-{:02d}@{:02d}:{:02d}:{:02d}".format(*SAVE_TIME)
+                        dst.writestr(entry, json.dumps(meta))
+                        continue
+                    if info.filename == "config.json":
+                        dst.writestr(entry, json.dumps(_number_shared_objects(json.loads(src.read(info)), {})))
+                        continue
+                    with src.open(info) as r, dst.open(entry, "w", force_zip64=info.file_size > 1 << 31) as w:
+                        shutil.copyfileobj(r, w, 1 << 20)
+            os.replace(stamped, tmp)
+        finally:
+            stamped.unlink(missing_ok=True)
+
+
+def _number_shared_objects(node: Any, numbers: dict[Any, int]) -> Any:
+    """``node`` (a Keras config) with each ``shared_object_id`` replaced by its first-seen rank."""
+    if isinstance(node, dict):
+        return {
+            key: numbers.setdefault(value, len(numbers))
+            if key == "shared_object_id"
+            else _number_shared_objects(value, numbers)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_number_shared_objects(value, numbers) for value in node]
+    return node
 
 
 def grow_embedding(model: keras.Model, cfg: ModelConfig, input_dim: int) -> keras.Model:
