@@ -131,7 +131,7 @@ def dvc(cwd: Path, *args: str, **kwargs) -> str:
 
 
 # outputs that legitimately differ between identical runs: timings; the report (it shows the
-# timings); MLflow run ids. (The models do not: save_model drops the save time Keras stamps.)
+# timings); MLflow run ids. (The models do not: save_model fixes what Keras stamps per run.)
 NOT_BIT_IDENTICAL = ("explain_timing.json", "report.html", "reports/mlflow/")
 
 

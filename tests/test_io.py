@@ -58,3 +58,25 @@ def test_a_write_killed_earlier_is_cleaned_up_by_the_next_run(tmp_path: Path) ->
         tmp.write_bytes(b"whole model")
     assert target.read_bytes() == b"whole model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_restamp_zip_fixes_member_times_keeps_bytes_and_fails_cleanly(tmp_path: Path) -> None:
+    import zipfile
+
+    from stages.common.io import ZIP_EPOCH, restamp_zip
+
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:  # members stamped with the current time
+        zf.writestr("data.bin", b"\x00\x01" * 1000)
+        zf.writestr("meta.json", b'{"when": "now"}')
+    restamp_zip(path, {"meta.json": lambda raw: raw.replace(b"now", b"then")})
+    with zipfile.ZipFile(path) as zf:
+        assert [(i.filename, i.date_time) for i in zf.infolist()] == [("data.bin", ZIP_EPOCH), ("meta.json", ZIP_EPOCH)]
+        assert zf.read("data.bin") == b"\x00\x01" * 1000 and zf.read("meta.json") == b'{"when": "then"}'
+    # not a zip: an error, the file as it was, no temporary left behind
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(zipfile.BadZipFile):
+        restamp_zip(bad)
+    assert bad.read_bytes() == b"not a zip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "bad.zip"]

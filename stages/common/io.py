@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: every member's time
 
 
 def _remove(path: Path) -> None:
@@ -115,11 +115,35 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
         for name in sorted(arrays):
             member = io.BytesIO()
             np.lib.format.write_array(member, np.asarray(arrays[name]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue())
     return buf.getvalue()
+
+
+def restamp_zip(path: Path, rewrite: Mapping[str, Callable[[bytes], bytes]] | None = None) -> None:
+    """Rewrite the zip archive at ``path`` in place with every member's time set to :data:`ZIP_EPOCH`.
+
+    For archives another library writes with the current time in them (Keras's ``.keras``
+    files): members keep their order, compression and bytes, except the ones named in
+    ``rewrite``, whose bytes go through its function first. Large members are streamed.
+    """
+    rewrite = rewrite or {}
+    restamped = path.with_name(f"{path.name}.restamped")
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(restamped, "w") as dst:
+            for info in src.infolist():
+                entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+                entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+                if info.filename in rewrite:
+                    dst.writestr(entry, rewrite[info.filename](src.read(info)))
+                    continue
+                with src.open(info) as r, dst.open(entry, "w", force_zip64=info.file_size > 1 << 31) as w:
+                    shutil.copyfileobj(r, w, 1 << 20)
+        os.replace(restamped, path)
+    finally:
+        restamped.unlink(missing_ok=True)
 
 
 def sparse_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -253,11 +253,6 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
-# What a saved .keras file says about when it was saved (zip entry times, ``metadata.json``'s
-# ``date_saved``): the zip format's earliest date, the same for every file (see save_model)
-SAVE_TIME = (1980, 1, 1, 0, 0, 0)
-
-
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     """Save ``model`` to ``path`` (``.keras``) atomically, its bytes a function of the model alone.
 
@@ -265,37 +260,25 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     zip entries' times) and numbers the objects that layers share (an initializer, say) in
     ``config.json`` by their memory addresses, so the same weights made a different file on
     every run: DVC recorded a new model each time and re-ran everything downstream of it, and a
-    re-run could not be checked byte for byte. The stamps become :data:`SAVE_TIME`, the shared
-    objects are numbered 0, 1, ... in the order the config names them; the weights and the rest
-    are Keras's own, unchanged.
+    re-run could not be checked byte for byte. The times become :data:`stages.common.io.ZIP_EPOCH`
+    (as in the pipeline's ``.npz`` files), the shared objects are numbered 0, 1, ... in the order
+    the config names them; the weights and the rest are Keras's own, unchanged.
     """
+    import datetime
     import json
-    import shutil
-    import zipfile
 
-    from stages.common.io import atomic_path
+    from stages.common.io import ZIP_EPOCH, atomic_path, restamp_zip
+
+    def metadata(raw: bytes) -> bytes:
+        saved = datetime.datetime(*ZIP_EPOCH).strftime("%Y-%m-%d@%H:%M:%S")  # Keras's format
+        return json.dumps({**json.loads(raw), "date_saved": saved}).encode()
+
+    def config(raw: bytes) -> bytes:
+        return json.dumps(_number_shared_objects(json.loads(raw), {})).encode()
 
     with atomic_path(path) as tmp:
         model.save(tmp)
-        stamped = tmp.with_name(f"{tmp.name}.stamped")
-        try:
-            with zipfile.ZipFile(tmp) as src, zipfile.ZipFile(stamped, "w") as dst:
-                for info in src.infolist():
-                    entry = zipfile.ZipInfo(info.filename, date_time=SAVE_TIME)
-                    entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
-                    if info.filename == "metadata.json":
-                        meta = json.loads(src.read(info))
-                        meta["date_saved"] = "{:04d}-{:02d}-{:02d}@{:02d}:{:02d}:{:02d}".format(*SAVE_TIME)
-                        dst.writestr(entry, json.dumps(meta))
-                        continue
-                    if info.filename == "config.json":
-                        dst.writestr(entry, json.dumps(_number_shared_objects(json.loads(src.read(info)), {})))
-                        continue
-                    with src.open(info) as r, dst.open(entry, "w", force_zip64=info.file_size > 1 << 31) as w:
-                        shutil.copyfileobj(r, w, 1 << 20)
-            os.replace(stamped, tmp)
-        finally:
-            stamped.unlink(missing_ok=True)
+        restamp_zip(tmp, {"metadata.json": metadata, "config.json": config})
 
 
 def _number_shared_objects(node: Any, numbers: dict[Any, int]) -> Any:
