@@ -108,6 +108,7 @@ STUDIES: dict[str, Study] = {
             "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
             "learning rate 1e-3": {"learning_rate": 0.001},
             "learning rate 4e-3": {"learning_rate": 0.004},
+            "weight soup of 3 seeded fine-tunes": {"soup": 3},
         },
     ),
     "yelp-lstm": Study(
@@ -122,6 +123,7 @@ STUDIES: dict[str, Study] = {
             "IMDB's vocabulary only (the previous default)": {"new_words_min_count": 0},
             "Yelp words in >= 3 training reviews added": {"new_words_min_count": 3},
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
+            "weight soup of 3 seeded fine-tunes": {"soup": 3},
         },
     ),
 }
@@ -139,7 +141,7 @@ def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
 def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: str) -> FinetuneConfig:
     """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
 
-    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``) stands in
+    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``, ``soup``) stands in
     for ``finetune.<key>.<model>``; the result is validated (so an impossible candidate, or a base
     without per-model rates, fails naming its key) and resolved to that model's values.
     """

@@ -54,6 +54,10 @@ class FinetuneConfig:
     # its own word vector (starting at zero) when it occurs in at least this many of the target's
     # training reviews; 0 keeps the source vocabulary. Sequence (LSTM) featurizers only.
     new_words_min_count: dict[str, int] | int = 0
+    # one per model, like learning_rate: > 1 fine-tunes the model this many times (seeds base.seed,
+    # base.seed + 1, ...) from the same source weights and keeps one model whose weights are their
+    # mean (a "weight soup": an ensemble's gain at one model's cost to predict and explain); 1: one
+    soup: dict[str, int] | int = 1
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -70,11 +74,15 @@ class FinetuneConfig:
         for model, count in counts.items() if isinstance(counts, dict) else [(None, counts)]:
             key = f"{path}.new_words_min_count" + ("" if model is None else f".{model}")
             check(count >= 0, key, f"must be >= 0 (0: keep the source vocabulary), got {count}")
+        sizes = self.soup
+        for model, size in sizes.items() if isinstance(sizes, dict) else [(None, sizes)]:
+            key = f"{path}.soup" + ("" if model is None else f".{model}")
+            check(size >= 1, key, f"must be >= 1 (1: one fine-tune, no soup), got {size}")
 
     def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
         """This config with one model's learning rate and new-word threshold (a mapping must name it)."""
         resolved: dict[str, Any] = {}
-        for key in ("learning_rate", "new_words_min_count"):
+        for key in PER_MODEL:
             values = getattr(self, key)
             if isinstance(values, dict):
                 check(
@@ -84,6 +92,17 @@ class FinetuneConfig:
                 )
                 resolved[key] = values[model]
         return dataclasses.replace(self, **resolved)
+
+
+PER_MODEL = ("learning_rate", "new_words_min_count", "soup")  # finetune.<key>.<model> in params.yaml
+
+
+def weight_soup(models: Sequence[Any]) -> Any:
+    """The first of ``models`` (one architecture) with every weight replaced by the models' mean."""
+    first, *rest = models
+    if rest:
+        first.set_weights([np.mean(ws, axis=0) for ws in zip(*(m.get_weights() for m in models), strict=True)])
+    return first
 
 
 class Finetuned(NamedTuple):
@@ -107,9 +126,11 @@ def finetune(
     ``cfg`` holds one model's values, from :meth:`FinetuneConfig.for_model`. With
     ``new_words_min_count`` > 0 the source vocabulary first gains the target's frequent
     training words it lacks (their word vectors start at zero); the returned featurizer is
-    the one the target's features and later stages use.
+    the one the target's features and later stages use. With ``soup`` > 1 the model is fine-tuned
+    that many times (seeds ``seed``, ``seed + 1``, ...) and the result is their weight mean; its
+    history and validation figures are the first fine-tune's.
     """
-    if isinstance(cfg.learning_rate, dict) or isinstance(cfg.new_words_min_count, dict):
+    if any(isinstance(getattr(cfg, key), dict) for key in PER_MODEL):
         raise TypeError("finetune(): cfg has per-model values; pass cfg.for_model(<model name>)")
     added = 0
     if cfg.new_words_min_count > 0:
@@ -134,15 +155,23 @@ def finetune(
     )
     train = splits["train"]
     X = features_from_npz(train)
-    result = train_model(
-        tuned,
-        X,
-        train["y"].astype(np.int64),
-        input_dim=featurizer.input_dim,
-        seq_len=featurizer.config.maxlen if featurizer.config.kind == "seq" else None,
-        seed=seed,
-        initial=source_model,
-    )
+    members = [
+        train_model(
+            tuned,
+            X,
+            train["y"].astype(np.int64),
+            input_dim=featurizer.input_dim,
+            seq_len=featurizer.config.maxlen if featurizer.config.kind == "seq" else None,
+            seed=seed + i,
+            initial=source_model,
+        )
+        for i in range(cfg.soup)
+    ]
+    result = members[0]
+    result.model = weight_soup([m.model for m in members])
+    if cfg.soup > 1:
+        result.summary["soup"] = cfg.soup
+        result.summary["soup_best_epochs"] = [m.summary["best_epoch"] for m in members]
     result.summary["initialised_from"] = cfg.source
     result.summary["new_words"] = added
     return Finetuned(featurizer, splits, result)

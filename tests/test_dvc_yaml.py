@@ -100,9 +100,9 @@ def test_each_finetune_stage_depends_on_exactly_its_own_values(stages) -> None:
     else of the section: changing ``finetune.learning_rate.lstm`` re-runs the LSTM's fine-tune only."""
     import dataclasses
 
-    from stages.finetune import FinetuneConfig
+    from stages.finetune import PER_MODEL, FinetuneConfig
 
-    per_model = {"learning_rate", "new_words_min_count"}
+    per_model = set(PER_MODEL)
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"targets"} - per_model
     finetunes = [s for s in stages if s.name.startswith("finetune@")]
     assert finetunes

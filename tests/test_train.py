@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,39 @@ def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
     with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count\.cnn: missing"):
         three_rates = {"mlp": 0.002, "lstm": 0.0005, "cnn": 0.1}
         parse(FinetuneConfig, {**counts, "learning_rate": three_rates}, "finetune").for_model("cnn")
+
+
+def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
+    """``soup: 2`` keeps one model whose weights are the mean of the fine-tunes at seeds s and s + 1,
+    each of which is exactly what ``soup: 1`` gives at that seed; a size below 1 fails naming its key."""
+    from stages.common.params import ParamsError, parse
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
+    start = source.get_weights()
+    target = _target_table(texts, y)
+    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1)
+    members = [finetune(target, f, source, MLP, ft, seed=s).result for s in (3, 4)]
+    _, splits, soup = finetune(target, f, source, MLP, dataclasses.replace(ft, soup=2), seed=3)
+    weights = [m.model.get_weights() for m in members]
+    assert any(not np.array_equal(a, b) for a, b in zip(*weights, strict=True))  # the seeds differ
+    for got, *parts in zip(soup.model.get_weights(), *weights, strict=True):
+        np.testing.assert_allclose(got, np.mean(parts, axis=0), rtol=0, atol=1e-7)
+    for kept, before in zip(source.get_weights(), start, strict=True):  # the source model is left as it was
+        np.testing.assert_array_equal(kept, before)
+    assert soup.summary["soup"] == 2 and len(soup.summary["soup_best_epochs"]) == 2
+    assert "soup" not in members[0].summary
+    from stages.common.io import features_from_npz
+
+    X = features_from_npz(splits["test"])
+    p = predict_proba(soup.model, X)
+    assert p.shape == (X.shape[0],) and np.all((p >= 0) & (p <= 1))
+    raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.002}}
+    assert parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 3}}, "finetune").for_model("lstm").soup == 3
+    with pytest.raises(ParamsError, match=r"finetune\.soup\.lstm: must be >= 1"):
+        parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 0}}, "finetune")
 
 
 def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:

@@ -74,7 +74,11 @@ def check_layout(params: Mapping[str, Any]) -> None:
             raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
     finetune = params.get("finetune")
     # dvc.yaml declares finetune.<key>.<model>: exactly one value per model
-    for key, what, example in (("learning_rate", "rate", 0.002), ("new_words_min_count", "threshold", 0)):
+    for key, what, example in (
+        ("learning_rate", "rate", 0.002),
+        ("new_words_min_count", "threshold", 0),
+        ("soup", "soup size", 1),
+    ):
         if not isinstance(finetune, Mapping) or key not in finetune:
             continue
         values = finetune[key]
