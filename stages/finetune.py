@@ -27,6 +27,7 @@ from stages.common.cli import DataError
 from stages.common.features import Featurizer, extend_vocabulary
 from stages.common.io import features_from_npz
 from stages.common.models import ModelConfig, grow_embedding, load_model
+from stages.common.params import FINETUNE_PER_MODEL as PER_MODEL
 from stages.common.params import check, load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, read_table
 from stages.train import TrainResult, train_model, write_result
@@ -70,17 +71,17 @@ class FinetuneConfig:
         for model, rate in self.learning_rate.items():  # type: ignore[union-attr]
             check(rate > 0, f"{path}.learning_rate.{model}", f"must be > 0, got {rate}")
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
-        counts = self.new_words_min_count
-        for model, count in counts.items() if isinstance(counts, dict) else [(None, counts)]:
-            key = f"{path}.new_words_min_count" + ("" if model is None else f".{model}")
-            check(count >= 0, key, f"must be >= 0 (0: keep the source vocabulary), got {count}")
-        sizes = self.soup
-        for model, size in sizes.items() if isinstance(sizes, dict) else [(None, sizes)]:
-            key = f"{path}.soup" + ("" if model is None else f".{model}")
-            check(size >= 1, key, f"must be >= 1 (1: one fine-tune, no soup), got {size}")
+        for name, least, meaning in (
+            ("new_words_min_count", 0, "keep the source vocabulary"),
+            ("soup", 1, "one fine-tune"),
+        ):
+            values = getattr(self, name)  # per model, or one value once for_model() resolved it
+            for model, value in values.items() if isinstance(values, dict) else [(None, values)]:
+                key = f"{path}.{name}" + ("" if model is None else f".{model}")
+                check(value >= least, key, f"must be >= {least} ({least}: {meaning}), got {value}")
 
     def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
-        """This config with one model's learning rate and new-word threshold (a mapping must name it)."""
+        """This config with one model's value of each per-model key (:data:`PER_MODEL`; a mapping must name it)."""
         resolved: dict[str, Any] = {}
         for key in PER_MODEL:
             values = getattr(self, key)
@@ -92,9 +93,6 @@ class FinetuneConfig:
                 )
                 resolved[key] = values[model]
         return dataclasses.replace(self, **resolved)
-
-
-PER_MODEL = ("learning_rate", "new_words_min_count", "soup")  # finetune.<key>.<model> in params.yaml
 
 
 def weight_soup(models: Sequence[Any]) -> Any:

@@ -216,6 +216,7 @@ def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
 def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     """``soup: 2`` keeps one model whose weights are the mean of the fine-tunes at seeds s and s + 1,
     each of which is exactly what ``soup: 1`` gives at that seed; a size below 1 fails naming its key."""
+    from stages.common.io import features_from_npz
     from stages.common.params import ParamsError, parse
     from stages.finetune import FinetuneConfig, finetune
 
@@ -235,8 +236,6 @@ def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
         np.testing.assert_array_equal(kept, before)
     assert soup.summary["soup"] == 2 and len(soup.summary["soup_best_epochs"]) == 2
     assert "soup" not in members[0].summary
-    from stages.common.io import features_from_npz
-
     X = features_from_npz(splits["test"])
     p = predict_proba(soup.model, X)
     assert p.shape == (X.shape[0],) and np.all((p >= 0) & (p <= 1))

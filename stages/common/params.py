@@ -40,6 +40,14 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
     return data
 
 
+# finetune keys that hold one value per model (finetune.<key>.<model>; dvc.yaml makes each finetune
+# stage depend on its own model's): what one value is, and an example for error messages
+FINETUNE_PER_MODEL: dict[str, tuple[str, Any]] = {
+    "learning_rate": ("rate", 0.002),
+    "new_words_min_count": ("threshold", 0),
+    "soup": ("soup size", 1),
+}
+
 SECTIONS = (
     "base",
     "datasets",
@@ -74,11 +82,7 @@ def check_layout(params: Mapping[str, Any]) -> None:
             raise ParamsError(f"vectorize.{name}: model {name!r} is listed in models but has no featurizer")
     finetune = params.get("finetune")
     # dvc.yaml declares finetune.<key>.<model>: exactly one value per model
-    for key, what, example in (
-        ("learning_rate", "rate", 0.002),
-        ("new_words_min_count", "threshold", 0),
-        ("soup", "soup size", 1),
-    ):
+    for key, (what, example) in FINETUNE_PER_MODEL.items():
         if not isinstance(finetune, Mapping) or key not in finetune:
             continue
         values = finetune[key]
