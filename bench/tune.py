@@ -108,7 +108,7 @@ STUDIES: dict[str, Study] = {
             "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
             "learning rate 1e-3": {"learning_rate": 0.001},
             "learning rate 4e-3": {"learning_rate": 0.004},
-            "weight soup of 3 seeded fine-tunes": {"soup": 3},
+            "one fine-tune, no weight soup (the previous default)": {"soup": 1},
         },
     ),
     "yelp-lstm": Study(
@@ -123,10 +123,33 @@ STUDIES: dict[str, Study] = {
             "IMDB's vocabulary only (the previous default)": {"new_words_min_count": 0},
             "Yelp words in >= 3 training reviews added": {"new_words_min_count": 3},
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
-            "weight soup of 3 seeded fine-tunes": {"soup": 3},
+            "one fine-tune, no weight soup (the previous default)": {"soup": 1},
         },
     ),
 }
+
+
+def select(names: Sequence[str], labels: Sequence[str] | None = None) -> dict[str, Study]:
+    """The studies ``names``, each keeping only the candidates ``labels`` (all when None).
+
+    Lets one row be re-measured without the whole study (``--candidate default``); a label that
+    none of the chosen studies has fails naming it and the labels there are.
+    """
+    chosen = {name: STUDIES[name] for name in names}
+    if labels is None:
+        return chosen
+    known = {label for study in chosen.values() for label in study.candidates}
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(
+            f"--candidate {unknown[0]!r}: not a candidate of {', '.join(chosen)} (they are: "
+            + "; ".join(sorted(known))
+            + ")"
+        )
+    return {
+        name: dataclasses.replace(study, candidates={k: v for k, v in study.candidates.items() if k in labels})
+        for name, study in chosen.items()
+    }
 
 
 def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
@@ -343,11 +366,12 @@ def markdown(rows: list[dict[str, Any]], machine: str, folds: int | None = None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: ``python -m bench.tune [--study imdb-lstm ...] [--out reports/tuning.md]``."""
+    """CLI: ``python -m bench.tune [--study imdb-lstm ...] [--candidate default ...] [--out reports/tuning.md]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", action="append", choices=sorted(STUDIES), help="run only these (default: all)")
     p.add_argument("--out", type=Path, help="default: reports/tuning.md (reports/tuning-cv.md with --folds)")
     p.add_argument("--folds", type=int, help="cross-validate fine-tune studies on K folds of the training split")
+    p.add_argument("--candidate", action="append", help="run only the candidates with this label (default: all)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(Path("params.yaml"))
@@ -357,15 +381,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         scratch = [n for n in names if not STUDIES[n].finetune]
         if scratch:
             raise SystemExit(f"bench.tune: --folds: study {scratch[0]!r} trains from scratch (fine-tune studies only)")
+    try:
+        studies = select(names, args.candidate)
+    except ValueError as err:
+        raise SystemExit(f"bench.tune: {err}") from None
     missing = [str(p) for name in names for p in study_inputs(STUDIES[name], params, dirs) if not p.exists()]
     if missing:
         raise SystemExit(f"bench.tune: {missing[0]} not found; run the pipeline first (make run)")
     rows: list[dict[str, Any]] = []
-    for name in names:
+    for name, study in studies.items():
         if args.folds is None:
-            rows += run_study(name, STUDIES[name], params, dirs)
+            rows += run_study(name, study, params, dirs)
         else:
-            rows += cross_validate(name, STUDIES[name], params, dirs, args.folds)
+            rows += cross_validate(name, study, params, dirs, args.folds)
     text = markdown(rows, machine(), args.folds)
     write_text(args.out or Path("reports/tuning.md" if args.folds is None else "reports/tuning-cv.md"), text)
     sys.stdout.write(text)

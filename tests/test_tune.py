@@ -20,6 +20,7 @@ from bench.tune import (
     main,
     markdown,
     score_candidate,
+    select,
     split_overrides,
     with_overrides,
 )
@@ -112,6 +113,21 @@ def test_before_the_pipeline_has_run_it_names_the_missing_output(tmp_path: Path,
         main(["--study", "imdb-lstm", "--out", str(tmp_path / "tuning.md")])
     with pytest.raises(SystemExit, match=r"--folds: study 'imdb-lstm' trains from scratch"):
         main(["--study", "imdb-lstm", "--folds", "5"])
+
+
+def test_select_keeps_the_named_candidates_and_names_an_unknown_one() -> None:
+    assert select(["yelp-mlp"]) == {"yelp-mlp": STUDIES["yelp-mlp"]}
+    picked = select(["yelp-mlp", "yelp-lstm"], ["default"])
+    assert {name: list(s.candidates) for name, s in picked.items()} == {
+        "yelp-mlp": ["default"],
+        "yelp-lstm": ["default"],
+    }
+    assert picked["yelp-lstm"].dataset == "yelp" and picked["yelp-lstm"].finetune
+    assert len(STUDIES["yelp-lstm"].candidates) > 1  # the registry itself is untouched
+    lstm_only = "IMDB's word vectors kept frozen"
+    assert list(select(["yelp-mlp", "yelp-lstm"], [lstm_only])["yelp-mlp"].candidates) == []
+    with pytest.raises(ValueError, match=r"--candidate 'defualt': not a candidate of imdb-mlp \(they are: default; "):
+        select(["imdb-mlp"], ["defualt"])
 
 
 def _prepared(n: int, seed: int) -> pd.DataFrame:
