@@ -226,7 +226,13 @@ def study_inputs(study: Study, params: dict[str, Any], dirs: PipelineDirs) -> li
 
 
 def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs) -> list[dict[str, Any]]:
-    """Every candidate of one study on the pipeline's own features (and source model), each loaded once."""
+    """Every candidate of one study on the pipeline's own features (and source model), each loaded once.
+
+    A fine-tune is scored here as one fine-tune (``soup: 1``), the soup's first member: a weight
+    soup's other members carve other validation rows and train on these, so a soup has no
+    held-out rows here. Candidates that differ only in ``soup`` are left to ``--folds``, which
+    scores rows that no member saw.
+    """
     seed = seed_from(params)
     base = parse(ModelConfig, section(params, study.model), study.model)
     finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
@@ -242,7 +248,10 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
         ft_over, model_over = split_overrides(overrides, finetune=study.finetune)
         cfg = with_overrides(base, model_over, study.model)
         if study.finetune:
-            ft = finetune_candidate(finetune_base, ft_over, study.model)
+            if "soup" in ft_over:
+                log.info("%s / %s: a soup is scored by --folds only (no held-out validation rows)", name, label)
+                continue
+            ft = dataclasses.replace(finetune_candidate(finetune_base, ft_over, study.model), soup=1)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
             _, splits, result = finetune(table, featurizer, source, cfg, ft, seed)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import stages.finetune as finetune_stage
 from bench.tune import (
     STUDIES,
     PipelineDirs,
@@ -19,6 +20,7 @@ from bench.tune import (
     fold_tables,
     main,
     markdown,
+    run_study,
     score_candidate,
     select,
     split_overrides,
@@ -160,7 +162,8 @@ def test_fold_tables_hold_out_each_training_review_once_and_drop_the_test_split(
         fold_tables(table, 1, seed=0)
 
 
-def test_cross_validate_scores_out_of_fold_predictions_of_the_finetune_stage(tmp_path: Path) -> None:
+def _pipeline(tmp_path: Path) -> tuple[PipelineDirs, dict, pd.DataFrame]:
+    """What a Yelp study reads after ``make run``, tiny: IMDB features and MLP, the prepared Yelp table."""
     dirs = PipelineDirs(tmp_path / "prepared", tmp_path / "features", tmp_path / "models")
     dirs.prepared.mkdir()
     (dirs.models / "imdb").mkdir(parents=True)
@@ -178,6 +181,29 @@ def test_cross_validate_scores_out_of_fold_predictions_of_the_finetune_stage(tmp
     params = load_params(ROOT / "params.yaml")
     params["mlp"] = {**params["mlp"], **dataclasses.asdict(cfg)}
     params["finetune"] = {**params["finetune"], "epochs": 1}
+    return dirs, params, target
+
+
+def test_run_study_scores_a_fine_tune_study_as_one_fine_tune(tmp_path: Path, monkeypatch) -> None:
+    """A soup's members train on each other's validation rows: ``make tune`` scores its first member."""
+    dirs, params, _ = _pipeline(tmp_path)
+    study = Study("yelp", "mlp", True, {"default": {}, "one fine-tune": {"soup": 1}, "faster": {"learning_rate": 0.05}})
+    params["finetune"] = {**params["finetune"], "soup": {"mlp": 2, "lstm": 2}}
+    used: list[FinetuneConfig] = []
+
+    def spy(table, featurizer, source, cfg, ft, seed):
+        used.append(ft)
+        return finetune_stage.finetune(table, featurizer, source, cfg, ft, seed)
+
+    monkeypatch.setattr("bench.tune.finetune", spy)
+    rows = run_study("yelp-mlp", study, params, dirs)
+    assert [r["candidate"] for r in rows] == ["default", "faster"]  # the soup-only candidate is --folds's
+    assert [(ft.soup, ft.learning_rate) for ft in used] == [(1, params["finetune"]["learning_rate"]["mlp"]), (1, 0.05)]
+    assert all(0.0 <= r["roc_auc"] <= 1.0 and r["validation_rows"] > 0 for r in rows)
+
+
+def test_cross_validate_scores_out_of_fold_predictions_of_the_finetune_stage(tmp_path: Path) -> None:
+    dirs, params, target = _pipeline(tmp_path)
     study = Study("yelp", "mlp", True, {"default": {}, "faster": {"learning_rate": 0.01}})
 
     rows = cross_validate("yelp-mlp", study, params, dirs, folds=3)
