@@ -109,6 +109,7 @@ STUDIES: dict[str, Study] = {
             "learning rate 1e-3": {"learning_rate": 0.001},
             "learning rate 4e-3": {"learning_rate": 0.004},
             "one fine-tune, no weight soup (the previous default)": {"soup": 1},
+            "weight soup of 5 seeded fine-tunes": {"soup": 5},
         },
     ),
     "yelp-lstm": Study(
@@ -124,6 +125,7 @@ STUDIES: dict[str, Study] = {
             "Yelp words in >= 3 training reviews added": {"new_words_min_count": 3},
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
             "one fine-tune, no weight soup (the previous default)": {"soup": 1},
+            "weight soup of 5 seeded fine-tunes": {"soup": 5},
         },
     ),
 }
