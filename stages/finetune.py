@@ -13,8 +13,10 @@ stage treats fine-tuned and from-scratch models alike.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -95,11 +97,27 @@ class FinetuneConfig:
         return dataclasses.replace(self, **resolved)
 
 
-def weight_soup(models: Sequence[Any]) -> Any:
-    """The first of ``models`` (one architecture) with every weight replaced by the models' mean."""
-    first, *rest = models
-    if rest:
-        first.set_weights([np.mean(ws, axis=0) for ws in zip(*(m.get_weights() for m in models), strict=True)])
+def weight_soup(models: Iterable[Any]) -> Any:
+    """The first of ``models`` (one architecture) with every weight replaced by the models' mean.
+
+    ``models`` is consumed one at a time and only the first and a running sum are kept, so a
+    generator that trains each model on demand holds two models at most, however many there are
+    (peak memory). The sum runs in the weights' dtype in order, as ``np.mean(axis=0)`` does: the
+    same bits.
+    """
+    it = iter(models)
+    first = next(it)
+    total: list[np.ndarray] | None = None
+    count = 1
+    for model in it:
+        if total is None:
+            total = [w.copy() for w in first.get_weights()]
+        for acc, w in zip(total, model.get_weights(), strict=True):
+            acc += w
+        count += 1
+        del model  # before the next one is made
+    if total is not None:
+        first.set_weights([acc / count for acc in total])
     return first
 
 
@@ -153,8 +171,9 @@ def finetune(
     )
     train = splits["train"]
     X = features_from_npz(train)
-    members = [
-        train_model(
+
+    def fine_tune(i: int) -> TrainResult:
+        return train_model(
             tuned,
             X,
             train["y"].astype(np.int64),
@@ -163,13 +182,25 @@ def finetune(
             seed=seed + i,
             initial=source_model,
         )
-        for i in range(cfg.soup)
-    ]
-    result = members[0]
-    result.model = weight_soup([m.model for m in members])
+
+    result = fine_tune(0)
+    best_epochs = [result.summary["best_epoch"]]
+
+    def other_members() -> Iterator[Any]:
+        """Fine-tunes 2, 3, ... one at a time: each is added to the soup and dropped before the next."""
+        for i in range(1, cfg.soup):
+            member = fine_tune(i)
+            best_epochs.append(member.summary["best_epoch"])
+            model = member.model
+            del member
+            yield model
+            del model
+            gc.collect()  # a Keras model's traced functions refer back to it: free it now
+
+    result.model = weight_soup(itertools.chain([result.model], other_members()))
     if cfg.soup > 1:
         result.summary["soup"] = cfg.soup
-        result.summary["soup_best_epochs"] = [m.summary["best_epoch"] for m in members]
+        result.summary["soup_best_epochs"] = best_epochs
     result.summary["initialised_from"] = cfg.source
     result.summary["new_words"] = added
     return Finetuned(featurizer, splits, result)

@@ -231,7 +231,7 @@ def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     weights = [m.model.get_weights() for m in members]
     assert any(not np.array_equal(a, b) for a, b in zip(*weights, strict=True))  # the seeds differ
     for got, *parts in zip(soup.model.get_weights(), *weights, strict=True):
-        np.testing.assert_allclose(got, np.mean(parts, axis=0), rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(got, np.mean(parts, axis=0))
     for kept, before in zip(source.get_weights(), start, strict=True):  # the source model is left as it was
         np.testing.assert_array_equal(kept, before)
     assert soup.summary["soup"] == 2 and len(soup.summary["soup_best_epochs"]) == 2
@@ -243,6 +243,40 @@ def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     assert parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 3}}, "finetune").for_model("lstm").soup == 3
     with pytest.raises(ParamsError, match=r"finetune\.soup\.lstm: must be >= 1"):
         parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 0}}, "finetune")
+
+
+def test_weight_soup_is_the_exact_mean_and_holds_two_models_at_most() -> None:
+    """Members are consumed one at a time (peak memory: the first and the one being made)."""
+    import weakref
+
+    from stages.finetune import weight_soup
+
+    alive: weakref.WeakSet = weakref.WeakSet()
+    most_alive = []
+
+    class Member:
+        def __init__(self, weights: list[np.ndarray]) -> None:
+            self.weights = weights
+            alive.add(self)
+            most_alive.append(len(alive))
+
+        def get_weights(self) -> list[np.ndarray]:
+            return [w.copy() for w in self.weights]
+
+        def set_weights(self, weights: list[np.ndarray]) -> None:
+            self.weights = weights
+
+    rng = np.random.default_rng(0)
+    parts = [
+        [rng.standard_normal((50, 7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)] for _ in range(5)
+    ]
+    soup = weight_soup(Member(p) for p in parts)
+    for got, *ws in zip(soup.weights, *parts, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, np.mean(ws, axis=0))  # the same bits as the mean of them all
+    assert max(most_alive) == 2
+    one = Member([np.ones(3, np.float32)])
+    assert weight_soup([one]) is one and np.array_equal(one.weights[0], np.ones(3))
 
 
 def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:
