@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -126,6 +127,9 @@ STUDIES: dict[str, Study] = {
             "IMDB's word vectors kept frozen": {"freeze_embedding": True},
             "one fine-tune, no weight soup (the previous default)": {"soup": 1},
             "weight soup of 5 seeded fine-tunes": {"soup": 5},
+            "one fine-tune, validation rows 5%": {"soup": 1, "validation_split": 0.05},
+            "one fine-tune, balanced class weights": {"soup": 1, "class_weight": "balanced"},
+            "one fine-tune, label smoothing 0.1": {"soup": 1, "label_smoothing": 0.1},
         },
     ),
 }
@@ -346,15 +350,20 @@ def cross_validate(
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], machine: str, folds: int | None = None) -> str:
-    """The study as a Markdown table (one row per candidate)."""
+def markdown(rows: list[dict[str, Any]], machine: str, folds: int | None = None, command: str | None = None) -> str:
+    """The study as a Markdown table (one row per candidate), headed by the ``command`` that made it.
+
+    ``command`` defaults to the Makefile target (``make tune``, or ``make tune-cv`` with ``folds``);
+    :func:`main` passes its own command line, so a table made with ``--study``/``--candidate`` says so.
+    """
+    command = command or ("make tune" if folds is None else "make tune-cv")
     lines = [
         "# Validation study" + ("" if folds is None else f": {folds}-fold cross-validation"),
         "",
-        f"Produced by `make tune` ({machine}). Each candidate is trained as the train/finetune stage "
+        f"Produced by `{command}` ({machine}). Each candidate is trained as the train/finetune stage "
         "trains it and scored on the validation rows carved from the training split; never on a test split."
         if folds is None
-        else f"Produced by `make tune-cv` ({machine}). Each candidate is fine-tuned as the finetune stage "
+        else f"Produced by `{command}` ({machine}). Each candidate is fine-tuned as the finetune stage "
         f"fine-tunes it, once per fold of a seeded, stratified {folds}-fold split of the target's training "
         "split, and scored on the pooled out-of-fold predictions (every training review once); the baseline "
         "is fitted on the same folds; never on a test split. Epochs: the best epoch of each fold.",
@@ -405,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows += run_study(name, study, params, dirs)
         else:
             rows += cross_validate(name, study, params, dirs, args.folds)
-    text = markdown(rows, machine(), args.folds)
+    command = shlex.join(["python", "-m", "bench.tune", *(sys.argv[1:] if argv is None else argv)])
+    text = markdown(rows, machine(), args.folds, command)
     write_text(args.out or Path("reports/tuning.md" if args.folds is None else "reports/tuning-cv.md"), text)
     sys.stdout.write(text)
 

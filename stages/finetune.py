@@ -170,13 +170,13 @@ def finetune(
         freeze_embedding=cfg.freeze_embedding,
     )
     train = splits["train"]
-    X = features_from_npz(train)
+    X, y = features_from_npz(train), train["y"].astype(np.int64)
 
     def fine_tune(i: int) -> TrainResult:
         return train_model(
             tuned,
             X,
-            train["y"].astype(np.int64),
+            y,
             input_dim=featurizer.input_dim,
             seq_len=featurizer.config.maxlen if featurizer.config.kind == "seq" else None,
             seed=seed + i,

@@ -68,8 +68,13 @@ def _fit(
     epochs: int,
     batch_size: int,
     callbacks: list[Any] | None = None,
+    class_weight: str = "none",
 ) -> Any:
     """``model.fit`` on the fitting rows, validated on the carved-out ones (Keras' History)."""
+    weights = None
+    if class_weight == "balanced":
+        counts = np.bincount(y[fit_idx].astype(np.int64), minlength=2)
+        weights = {c: len(fit_idx) / (2.0 * max(int(n), 1)) for c, n in enumerate(counts)}
     return model.fit(
         X[fit_idx],
         y[fit_idx],
@@ -78,6 +83,7 @@ def _fit(
         batch_size=batch_size,
         shuffle=True,
         callbacks=callbacks or [],
+        class_weight=weights,
         verbose=2,
     )
 
@@ -152,7 +158,17 @@ def train_model(
         callbacks.append(
             early_stopping_from(None if start is None else float(start["loss"]), cfg.early_stopping_patience)
         )
-    fit = _fit(model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks)
+    fit = _fit(
+        model,
+        X,
+        y,
+        fit_idx,
+        val_idx,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        callbacks=callbacks,
+        class_weight=cfg.class_weight,
+    )
     hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
     hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
     best = int(hist["val_loss"].idxmin())

@@ -11,6 +11,7 @@ import pytest
 
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.models import ModelConfig, load_model, predict_proba
+from stages.common.params import ParamsError, parse
 from stages.train import train_model, validation_indices
 from tests.synthetic import reviews_frame
 
@@ -69,6 +70,35 @@ def test_mlp_learns_the_generated_cues(corpus) -> None:
     result, proba = _fit(cfg, "bow", corpus, seed=0)
     accuracy = float(((proba >= 0.5) == corpus[1]).mean())
     assert accuracy > 0.9, result.history
+
+
+def test_label_smoothing_and_balanced_class_weights_change_what_is_learned(corpus) -> None:
+    cfg = ModelConfig(
+        architecture="mlp",
+        hidden_units=[8],
+        epochs=15,
+        batch_size=16,
+        learning_rate=0.01,
+        validation_split=0.25,
+        early_stopping_patience=None,
+    )
+    _, plain = _fit(cfg, "bow", corpus, seed=0)
+    _, smoothed = _fit(dataclasses.replace(cfg, label_smoothing=0.2), "bow", corpus, seed=0)
+    # the targets become 0.1 and 0.9: the smoothed model's predictions stop short of 0 and 1
+    confidence, smoothed_confidence = np.median(np.abs(plain - 0.5)), np.median(np.abs(smoothed - 0.5))
+    assert smoothed_confidence < 0.43 < confidence, (smoothed_confidence, confidence)
+    assert smoothed.max() < 0.95 < plain.max()
+    # one negative review in five kept: balanced weights count the few negatives as much as the positives
+    texts, y = corpus
+    keep = np.flatnonzero((y == 1) | (np.arange(len(y)) % 5 == 0))
+    skewed = ([texts[i] for i in keep], y[keep])
+    short = dataclasses.replace(cfg, epochs=2)
+    _, unweighted = _fit(short, "bow", skewed, seed=0)
+    _, balanced = _fit(dataclasses.replace(short, class_weight="balanced"), "bow", skewed, seed=0)
+    assert balanced.mean() < unweighted.mean() - 0.02, (balanced.mean(), unweighted.mean())
+    for key, value, error in (("label_smoothing", 1.0, r"must be in \[0, 1\)"), ("class_weight", "x", "balanced")):
+        with pytest.raises(ParamsError, match=rf"mlp\.{key}.*{error}"):
+            parse(ModelConfig, {**dataclasses.asdict(cfg), key: value}, "mlp")
 
 
 def test_early_stopping_restores_the_best_epoch(corpus) -> None:

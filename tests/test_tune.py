@@ -117,6 +117,31 @@ def test_before_the_pipeline_has_run_it_names_the_missing_output(tmp_path: Path,
         main(["--study", "imdb-lstm", "--folds", "5"])
 
 
+def test_the_table_names_the_command_line_that_made_it(tmp_path: Path, monkeypatch) -> None:
+    """A table made for a few candidates says which command made it, not the Makefile's whole study."""
+    monkeypatch.chdir(ROOT)  # the repository's params.yaml and dvc.yaml; only --out is written
+    monkeypatch.setattr("bench.tune.study_inputs", lambda *args: [])
+    row = {"study": "yelp-lstm", "candidate": "weight soup of 5 seeded fine-tunes", "overrides": {"soup": 5}}
+    row |= {"validation_rows": 9, "accuracy": 0.9, "balanced_accuracy": 0.8, "roc_auc": 0.95}
+    row |= {"epochs_run": "1/1/1", "seconds": 2.0}
+    seen: list[tuple[str, list[str], int]] = []
+
+    def fake_cross_validate(name, study, params, dirs, folds):
+        seen.append((name, list(study.candidates), folds))
+        return [row]
+
+    monkeypatch.setattr("bench.tune.cross_validate", fake_cross_validate)
+    out = tmp_path / "cv.md"
+    main(
+        ["--folds", "3", "--study", "yelp-lstm", "--candidate", "weight soup of 5 seeded fine-tunes", "--out", str(out)]
+    )
+    assert seen == [("yelp-lstm", ["weight soup of 5 seeded fine-tunes"], 3)]
+    text = out.read_text()
+    command = "python -m bench.tune --folds 3 --study yelp-lstm --candidate 'weight soup of 5 seeded fine-tunes'"
+    assert f"Produced by `{command} --out {out}` (" in text
+    assert "| yelp-lstm | weight soup of 5 seeded fine-tunes | `soup: 5` | 9 | 0.9000 | 0.8000 | 0.9500 |" in text
+
+
 def test_select_keeps_the_named_candidates_and_names_an_unknown_one() -> None:
     assert select(["yelp-mlp"]) == {"yelp-mlp": STUDIES["yelp-mlp"]}
     picked = select(["yelp-mlp", "yelp-lstm"], ["default"])
@@ -228,5 +253,6 @@ def test_cross_validate_scores_out_of_fold_predictions_of_the_finetune_stage(tmp
         cross_validate("imdb-mlp", STUDIES["imdb-mlp"], params, dirs, folds=3)
     text = markdown(rows, "test machine", folds=3)
     assert "3-fold cross-validation" in text and "| out-of-fold rows |" in text
+    assert "Produced by `make tune-cv` (test machine)" in text  # no command given: the Makefile target's
     assert "| yelp-mlp | TF-IDF + logistic regression (the benchmark's baseline) | — | " in text
     assert "| yelp-mlp | default | params.yaml | " in text

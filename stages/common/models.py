@@ -49,6 +49,10 @@ class ModelConfig:
     dropout: float = 0.0
     l2: float = 0.0
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    # > 0: binary cross-entropy against labels pulled this far towards 0.5 (Keras' label_smoothing)
+    label_smoothing: float = 0.0
+    # balanced: each class's reviews weigh n / (2 × the class's count) in the training loss
+    class_weight: Literal["none", "balanced"] = "none"
     learning_rate: float = 0.001
     epochs: int = 10
     batch_size: int = 32
@@ -69,6 +73,11 @@ class ModelConfig:
             f"must be in [0, 1), got {self.recurrent_dropout}",
         )
         check(self.l2 >= 0, f"{path}.l2", f"must be >= 0, got {self.l2}")
+        check(
+            0.0 <= self.label_smoothing < 1.0,
+            f"{path}.label_smoothing",
+            f"must be in [0, 1), got {self.label_smoothing}",
+        )
         check(
             0.0 < self.validation_split < 1.0,
             f"{path}.validation_split",
@@ -241,7 +250,10 @@ def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
     # saved model's config.json would depend on that (save_model)
     config = {"learning_rate": cfg.learning_rate, "name": cfg.optimizer}
     optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": config})
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    loss: Any = "binary_crossentropy"
+    if cfg.label_smoothing > 0:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
