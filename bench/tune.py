@@ -111,6 +111,8 @@ STUDIES: dict[str, Study] = {
             "learning rate 4e-3": {"learning_rate": 0.004},
             "one fine-tune, no weight soup (the previous default)": {"soup": 1},
             "weight soup of 5 seeded fine-tunes": {"soup": 5},
+            "IMDB's terms only (the previous default)": {"new_words_min_count": 0},
+            "Yelp terms in >= 10 training reviews added": {"new_words_min_count": 10},
         },
     ),
     "yelp-lstm": Study(

@@ -4,8 +4,8 @@ Per target dataset × model (``finetune.targets``): the source's featurizer (voc
 turns the target's reviews into features, and the source's trained model is the starting
 point that training on the target's own training split refines (early stopping on a
 validation split carved from it, as in train). For datasets with few reviews: the Yelp
-LSTM sees ~6,800 training reviews, the IMDB one 25,000. An LSTM's vocabulary may first gain
-the target's own frequent words (``finetune.new_words_min_count``). Writes the same features
+LSTM sees ~6,800 training reviews, the IMDB one 25,000. A model's vocabulary may first gain
+the target's own frequent words or n-grams (``finetune.new_words_min_count``). Writes the same features
 directory as vectorize and the same model, history and summary as train, so every later
 stage treats fine-tuned and from-scratch models alike.
 """
@@ -28,7 +28,7 @@ from stages.common import cli
 from stages.common.cli import DataError
 from stages.common.features import Featurizer, extend_vocabulary
 from stages.common.io import features_from_npz
-from stages.common.models import ModelConfig, grow_embedding, load_model
+from stages.common.models import ModelConfig, grow_inputs, load_model
 from stages.common.params import FINETUNE_PER_MODEL as PER_MODEL
 from stages.common.params import check, load_params, parse, section, seed_from
 from stages.common.store import load_featurizer, read_table
@@ -53,9 +53,10 @@ class FinetuneConfig:
     # LSTMs: refine the source's word vectors on the target (a model section's freeze_embedding
     # holds while it learns from scratch; a new domain uses words differently)
     freeze_embedding: bool = False
-    # one per model, like learning_rate: > 0 gives a target word missing from the source vocabulary
-    # its own word vector (starting at zero) when it occurs in at least this many of the target's
-    # training reviews; 0 keeps the source vocabulary. Sequence (LSTM) featurizers only.
+    # one per model, like learning_rate: > 0 gives a target word (LSTM) or n-gram (bag of words)
+    # missing from the source vocabulary its own word vector or input column (weights starting at
+    # zero) when it occurs in at least this many of the target's training reviews; 0 keeps the
+    # source vocabulary
     new_words_min_count: dict[str, int] | int = 0
     # one per model, like learning_rate: > 1 fine-tunes the model this many times (seeds base.seed,
     # base.seed + 1, ...) from the same source weights and keeps one model whose weights are their
@@ -141,7 +142,7 @@ def finetune(
 
     ``cfg`` holds one model's values, from :meth:`FinetuneConfig.for_model`. With
     ``new_words_min_count`` > 0 the source vocabulary first gains the target's frequent
-    training words it lacks (their word vectors start at zero); the returned featurizer is
+    training words or n-grams it lacks (their weights start at zero); the returned featurizer is
     the one the target's features and later stages use. With ``soup`` > 1 the model is fine-tuned
     that many times (seeds ``seed``, ``seed + 1``, ...) and the result is their weight mean; its
     history and validation figures are the first fine-tune's.
@@ -150,17 +151,13 @@ def finetune(
         raise TypeError("finetune(): cfg has per-model values; pass cfg.for_model(<model name>)")
     added = 0
     if cfg.new_words_min_count > 0:
-        check(
-            featurizer.config.kind == "seq",
-            "finetune.new_words_min_count",
-            "only sequence (LSTM) featurizers gain words; a bag-of-words model's must be 0",
-        )
         train_texts = table.loc[table["split"] == "train", "text"].tolist()
         grown = extend_vocabulary(featurizer, train_texts, cfg.new_words_min_count)
         added = len(grown.vocabulary) - len(featurizer.vocabulary)
-        log.info("vocabulary: the source's %d words + %d of the target's", len(featurizer.vocabulary), added)
-        source_model = grow_embedding(source_model, model_cfg, grown.input_dim)
-        featurizer = grown
+        log.info("vocabulary: the source's %d terms + %d of the target's", len(featurizer.vocabulary), added)
+        if added:
+            source_model = grow_inputs(source_model, model_cfg, grown.input_dim)
+            featurizer = grown
     splits = transform_splits(table, featurizer)
     tuned = dataclasses.replace(
         model_cfg,

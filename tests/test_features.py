@@ -91,8 +91,33 @@ def test_a_sequence_vocabulary_gains_frequent_new_words_after_its_own() -> None:
     assert grown.transform(["tasty staff"]).tolist() == [[0, 0, 7, OOV_ID]]  # 'staff': in 1 text only
     assert Featurizer.from_json(grown.to_json()).transform(target).tolist() == grown.transform(target).tolist()
     assert extend_vocabulary(f, target, min_count=5).vocabulary == f.vocabulary
-    with pytest.raises(ParamsError, match=r"featurizer\.kind: only sequence featurizers"):
-        extend_vocabulary(fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=5)), target, 2)
+    with pytest.raises(ParamsError, match=r"min_count: must be >= 1"):
+        extend_vocabulary(f, target, 0)
+
+
+def test_a_bag_of_words_vocabulary_gains_frequent_new_ngrams_with_their_own_idf() -> None:
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2), mode="tfidf"))
+    target = ["tasty food, good", "tasty food was good", "rude food", "rude staff, bad food", "bad"]
+    grown = extend_vocabulary(f, target, min_count=2)
+    # existing columns keep their place and idf; new 1-2-grams by number of texts (food 4; rude, tasty,
+    # "tasty food" 2; good and bad are known), then alphabetically
+    assert grown.vocabulary == [*f.vocabulary, "food", "rude", "tasty", "tasty food"]
+    assert grown.idf[: len(f.vocabulary)] == f.idf and grown.input_dim == f.input_dim + 4
+    # a new term's idf is the target's, as sklearn's TfidfVectorizer computes it
+    sk = TfidfVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False, ngram_range=(1, 2), min_df=2)
+    sk.fit(target)
+    expected = [sk.idf_[sk.vocabulary_[t]] for t in grown.vocabulary[len(f.vocabulary) :]]
+    np.testing.assert_allclose(grown.idf[len(f.vocabulary) :], expected, rtol=1e-6)
+    # a text of known terms only: the same features; new terms get columns the source has not
+    old = grown.transform(["good movie, bad plot"])
+    np.testing.assert_array_equal(
+        old[:, : len(f.vocabulary)].toarray(), f.transform(["good movie, bad plot"]).toarray()
+    )
+    assert old[:, len(f.vocabulary) :].nnz == 0
+    assert f.transform(["tasty food"]).nnz == 0 and grown.transform(["tasty food"]).nnz == 3
+    again = Featurizer.from_json(grown.to_json()).transform(target)
+    np.testing.assert_array_equal(again.toarray(), grown.transform(target).toarray())
+    assert extend_vocabulary(f, target, min_count=5) is f  # no term in 5 texts
 
 
 def test_json_round_trip_gives_the_same_transform() -> None:

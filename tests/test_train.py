@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.models import ModelConfig, load_model, predict_proba
@@ -468,7 +469,7 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
 
     import keras
 
-    from stages.common.models import grow_embedding
+    from stages.common.models import grow_inputs
     from stages.common.params import ParamsError
     from stages.finetune import FinetuneConfig, finetune
 
@@ -479,7 +480,7 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     rows = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
 
     # the grown copy: the source's rows and weights, zero rows after them, the same predictions on old ids
-    grown = grow_embedding(source, cfg, f.input_dim + 3)
+    grown = grow_inputs(source, cfg, f.input_dim + 3)
     table = keras.ops.convert_to_numpy(grown.get_layer("embedding").embeddings)
     np.testing.assert_array_equal(table[: len(rows)], rows)
     assert table.shape == (len(rows) + 3, rows.shape[1]) and not table[len(rows) :].any()
@@ -498,10 +499,23 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     assert tuned.shape[0] == featurizer.input_dim and np.abs(tuned[len(rows) :]).sum(axis=1).min() > 0  # all learnt
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings), rows)
 
-    # the default (0) keeps the source vocabulary; a bag-of-words model cannot gain words
+    # the default (0) keeps the source vocabulary
     same, _, kept = finetune(target, f, source, cfg, dataclasses.replace(ft, new_words_min_count=0), seed=1)
     assert same is f and kept.summary["new_words"] == 0
-    bow = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=10))
-    mlp = train_model(MLP, bow.transform(texts), y, input_dim=bow.input_dim, seq_len=None, seed=1).model
-    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count: only sequence \(LSTM\) featurizers"):
-        finetune(target, bow, mlp, MLP, ft, seed=1)
+
+    # a bag-of-words model gains n-grams: its first layer gains zero rows, so old predictions stay
+    bow = fit_featurizer(texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf"))
+    mlp = train_model(MLP, bow.transform(texts[:100]), y[:100], input_dim=bow.input_dim, seq_len=None, seed=1).model
+    wide = grow_inputs(mlp, MLP, bow.input_dim + 3)
+    kernel = wide.get_layer("dense_1").get_weights()[0]
+    assert kernel.shape[0] == bow.input_dim + 3 and not kernel[bow.input_dim :].any()
+    Xb = bow.transform(texts)
+    padded = sp.hstack([Xb, sp.csr_matrix((Xb.shape[0], 3), dtype=Xb.dtype)]).tocsr()
+    np.testing.assert_allclose(predict_proba(wide, padded), predict_proba(mlp, Xb), rtol=1e-6)
+    grown_bow, _, tuned_mlp = finetune(target, bow, mlp, MLP, ft, seed=1)
+    added = len(grown_bow.vocabulary) - len(bow.vocabulary)
+    assert grown_bow.vocabulary[: len(bow.vocabulary)] == bow.vocabulary and tuned_mlp.summary["new_words"] == added > 0
+    first = tuned_mlp.model.get_layer("dense_1").get_weights()[0]
+    assert first.shape[0] == grown_bow.input_dim and np.abs(first[bow.input_dim :]).sum() > 0  # learnt
+    with pytest.raises(ParamsError, match=r"input_dim: cannot shrink dense_1 from"):
+        grow_inputs(mlp, MLP, bow.input_dim - 1)

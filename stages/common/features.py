@@ -356,52 +356,75 @@ def pad(rows: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: st
     return out
 
 
-def fit_featurizer(train_texts: Sequence[str], cfg: FeaturizerConfig) -> Featurizer:
-    """Fit a vocabulary (and idf weights) on training texts only."""
-    if len(train_texts) == 0:
-        raise ValueError("cannot fit a vocabulary on an empty training split")
+def _count_terms(texts: Sequence[str], ngram_range: Sequence[int], min_count: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The n-grams in at least ``min_count`` of ``texts`` and their counts (texts × terms), as sklearn counts."""
     counter = CountVectorizer(
         tokenizer=tokenize,
         token_pattern=None,
         lowercase=False,
-        ngram_range=tuple(cfg.ngram_range),
-        min_df=cfg.min_count,
+        ngram_range=tuple(ngram_range),
+        min_df=min_count,
         dtype=np.int64,
     )
+    counts = counter.fit_transform(list(texts)).tocsr()
+    return counter.get_feature_names_out(), counts
+
+
+def _idf(document_counts: np.ndarray, n_texts: int) -> list[float]:
+    """Smoothed idf, as sklearn's ``TfidfTransformer`` computes it: ln((1 + n) / (1 + df)) + 1."""
+    return (np.log((1.0 + n_texts) / (1.0 + document_counts)) + 1.0).astype(np.float32).tolist()
+
+
+def fit_featurizer(train_texts: Sequence[str], cfg: FeaturizerConfig) -> Featurizer:
+    """Fit a vocabulary (and idf weights) on training texts only."""
+    if len(train_texts) == 0:
+        raise ValueError("cannot fit a vocabulary on an empty training split")
     try:
-        counts = counter.fit_transform(list(train_texts)).tocsr()
+        terms, counts = _count_terms(train_texts, cfg.ngram_range, cfg.min_count)
     except ValueError as exc:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         raise ValueError(f"no term occurs in at least {cfg.min_count} training texts ({exc})") from exc
-    terms = counter.get_feature_names_out()
     totals = np.asarray(counts.sum(axis=0)).ravel()
     order = np.lexsort((terms, -totals))  # by total count desc, then alphabetically
     keep = order[cfg.skip_top : cfg.skip_top + cfg.max_tokens]
     vocabulary = [str(terms[i]) for i in keep]
     idf: list[float] | None = None
     if cfg.kind == "bow" and cfg.mode == "tfidf":
-        df = np.bincount(counts[:, keep].indices, minlength=len(keep))
-        n = counts.shape[0]
-        idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32).tolist()
+        idf = _idf(np.bincount(counts[:, keep].indices, minlength=len(keep)), counts.shape[0])
     return Featurizer(config=cfg, vocabulary=vocabulary, idf=idf, n_train_docs=len(train_texts))
 
 
 def extend_vocabulary(featurizer: Featurizer, train_texts: Sequence[str], min_count: int) -> Featurizer:
-    """A sequence featurizer with the words of ``train_texts`` it lacks appended to its vocabulary.
+    """A featurizer with the terms of ``train_texts`` it lacks appended to its vocabulary.
 
-    For fine-tuning on a new domain: a word that occurs in at least ``min_count`` of the
-    texts but is out of the source vocabulary (Yelp's "flavorful", "overpriced" in IMDB's)
-    gets its own id instead of the shared out-of-vocabulary one. The new words come after the
-    existing ones (by number of texts, then alphabetically), so every existing id, and so the
-    source model's embedding row for it, stays as it was.
+    For fine-tuning on a new domain: a word (a sequence featurizer) or an n-gram of its
+    ``ngram_range`` (bag of words) that occurs in at least ``min_count`` of the texts but is out
+    of the source vocabulary (Yelp's "flavorful", "the waitress" in IMDB's) gets its own id or
+    column instead of none. The new terms come after the existing ones (by number of texts, then
+    alphabetically), so every existing id or column, and so the source model's weights for it,
+    stays as it was. With ``tfidf`` a new term's idf is computed on ``train_texts`` (as
+    :func:`fit_featurizer` computes it); the existing terms keep the source's.
     """
-    check(featurizer.config.kind == "seq", "featurizer.kind", "only sequence featurizers can grow (bow has idf)")
     check(min_count >= 1, "min_count", f"must be >= 1, got {min_count}")
+    cfg = featurizer.config
     known = set(featurizer.vocabulary)
-    docs: dict[str, int] = {}
-    for text in train_texts:
-        for word in set(tokenize(text)) - known:
-            docs[word] = docs.get(word, 0) + 1
+    if cfg.kind == "bow":
+        try:
+            terms, counts = _count_terms(train_texts, cfg.ngram_range, min_count)
+        except ValueError:  # sklearn: no term is in min_count texts
+            return featurizer
+        all_docs = np.bincount(counts.indices, minlength=len(terms))
+        docs = {str(t): int(n) for t, n in zip(terms, all_docs, strict=True) if t not in known}
+    else:
+        docs = {}
+        for text in train_texts:
+            for word in set(tokenize(text)) - known:
+                docs[word] = docs.get(word, 0) + 1
     new = sorted((w for w, n in docs.items() if n >= min_count), key=lambda w: (-docs[w], w))
+    if not new:
+        return featurizer
     vocabulary = featurizer.vocabulary + new
-    config = replace(featurizer.config, max_tokens=max(featurizer.config.max_tokens, len(vocabulary)))
-    return Featurizer(config=config, vocabulary=vocabulary, idf=None, n_train_docs=featurizer.n_train_docs)
+    idf = None
+    if featurizer.idf is not None:
+        idf = featurizer.idf + _idf(np.array([docs[w] for w in new]), len(train_texts))
+    config = replace(cfg, max_tokens=max(cfg.max_tokens, len(vocabulary)))
+    return Featurizer(config=config, vocabulary=vocabulary, idf=idf, n_train_docs=featurizer.n_train_docs)

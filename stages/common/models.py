@@ -307,26 +307,28 @@ def _number_shared_objects(node: Any, numbers: dict[Any, int]) -> Any:
     return node
 
 
-def grow_embedding(model: keras.Model, cfg: ModelConfig, input_dim: int) -> keras.Model:
-    """A copy of the LSTM ``model`` (built from ``cfg``) whose embedding has ``input_dim`` rows.
+def grow_inputs(model: keras.Model, cfg: ModelConfig, input_dim: int) -> keras.Model:
+    """A copy of ``model`` (built from ``cfg``) that reads ``input_dim`` input ids or columns.
 
-    The existing rows and every other weight are ``model``'s; the added rows, for words a
-    vocabulary gained (:func:`stages.common.features.extend_vocabulary`), start at zero, so they
-    add nothing to the bag path until fine-tuning teaches them something.
+    What grows is the layer that reads the inputs: an LSTM's embedding (rows), an MLP's first
+    Dense layer (kernel rows). The existing rows and every other weight are ``model``'s; the added
+    rows, for terms a vocabulary gained (:func:`stages.common.features.extend_vocabulary`), start at
+    zero, so the new terms change no prediction until fine-tuning teaches them something.
     """
     import numpy as np
 
+    grows = "embedding" if cfg.architecture == "lstm" else "dense_1"
     grown = build_model(cfg, input_dim=input_dim)
     for layer in model.layers:
         weights = layer.get_weights()
-        if layer.name == "embedding":
-            (table,) = weights
+        if layer.name == grows:
+            table, *rest = weights
             check(
                 input_dim >= table.shape[0],
                 "input_dim",
-                f"cannot shrink an embedding of {table.shape[0]} rows to {input_dim}",
+                f"cannot shrink {grows} from {table.shape[0]} input rows to {input_dim}",
             )
-            weights = [np.vstack([table, np.zeros((input_dim - table.shape[0], table.shape[1]), table.dtype)])]
+            weights = [np.vstack([table, np.zeros((input_dim - table.shape[0], table.shape[1]), table.dtype)]), *rest]
         if weights:
             grown.get_layer(layer.name).set_weights(weights)
     return grown
