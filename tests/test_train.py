@@ -29,6 +29,16 @@ MLP = ModelConfig(
 LSTM = ModelConfig(
     architecture="lstm", embedding_dim=8, units=4, epochs=1, batch_size=32, validation_split=0.25, dropout=0.1
 )
+# trained until it fits the generated cues (no early stopping)
+MLP_FIT = ModelConfig(
+    architecture="mlp",
+    hidden_units=[8],
+    epochs=15,
+    batch_size=16,
+    learning_rate=0.01,
+    validation_split=0.25,
+    early_stopping_patience=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,30 +69,14 @@ def test_same_seed_same_model_other_seed_other_model(cfg: ModelConfig, kind: str
 
 
 def test_mlp_learns_the_generated_cues(corpus) -> None:
-    cfg = ModelConfig(
-        architecture="mlp",
-        hidden_units=[8],
-        epochs=15,
-        batch_size=16,
-        learning_rate=0.01,
-        validation_split=0.25,
-        early_stopping_patience=None,
-    )
+    cfg = MLP_FIT
     result, proba = _fit(cfg, "bow", corpus, seed=0)
     accuracy = float(((proba >= 0.5) == corpus[1]).mean())
     assert accuracy > 0.9, result.history
 
 
 def test_label_smoothing_and_balanced_class_weights_change_what_is_learned(corpus) -> None:
-    cfg = ModelConfig(
-        architecture="mlp",
-        hidden_units=[8],
-        epochs=15,
-        batch_size=16,
-        learning_rate=0.01,
-        validation_split=0.25,
-        early_stopping_patience=None,
-    )
+    cfg = MLP_FIT
     _, plain = _fit(cfg, "bow", corpus, seed=0)
     _, smoothed = _fit(dataclasses.replace(cfg, label_smoothing=0.2), "bow", corpus, seed=0)
     # the targets become 0.1 and 0.9: the smoothed model's predictions stop short of 0 and 1
