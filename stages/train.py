@@ -145,7 +145,16 @@ def train_model(
             warmup = build_embedding_warmup(cfg, input_dim=input_dim)
     warmup_summary: dict[str, Any] = {}
     if warmup is not None:  # learn the embedding with a bag-of-embeddings model, then hand it to the LSTM
-        fit = _fit(warmup, X, y, fit_idx, val_idx, epochs=cfg.embedding_warmup_epochs, batch_size=cfg.batch_size)
+        fit = _fit(
+            warmup,
+            X,
+            y,
+            fit_idx,
+            val_idx,
+            epochs=cfg.embedding_warmup_epochs,
+            batch_size=cfg.batch_size,
+            class_weight=cfg.class_weight,
+        )
         hand_over_warmup(warmup, model)
         warmup_summary = {"embedding_warmup_val_accuracy": float(fit.history["val_accuracy"][-1])}
     # a model that starts from the warm-up's predictions (through the bag path) keeps them unless

@@ -96,6 +96,22 @@ def test_label_smoothing_and_balanced_class_weights_change_what_is_learned(corpu
             parse(ModelConfig, {**dataclasses.asdict(cfg), key: value}, "mlp")
 
 
+def test_class_weight_reaches_the_embedding_warmup_too(corpus, monkeypatch) -> None:
+    import stages.train as train_stage
+
+    weights: list[str] = []
+    real_fit = train_stage._fit
+
+    def spy(*args, **kwargs):
+        weights.append(kwargs["class_weight"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train_stage, "_fit", spy)
+    cfg = dataclasses.replace(LSTM, embedding_warmup_epochs=1, class_weight="balanced")
+    _fit(cfg, "seq", corpus, seed=1)
+    assert weights == ["balanced", "balanced"]  # the warm-up, then the LSTM
+
+
 def test_early_stopping_restores_the_best_epoch(corpus) -> None:
     cfg = ModelConfig(
         architecture="mlp",
