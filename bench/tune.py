@@ -132,6 +132,8 @@ STUDIES: dict[str, Study] = {
             "one fine-tune, validation rows 5%": {"soup": 1, "validation_split": 0.05},
             "one fine-tune, balanced class weights": {"soup": 1, "class_weight": "balanced"},
             "one fine-tune, label smoothing 0.1": {"soup": 1, "label_smoothing": 0.1},
+            "one fine-tune + 2,000 IMDB training reviews": {"soup": 1, "source_reviews": 2000},
+            "one fine-tune + 6,800 IMDB training reviews": {"soup": 1, "source_reviews": 6800},
         },
     ),
 }
@@ -172,9 +174,10 @@ def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
 def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: str) -> FinetuneConfig:
     """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
 
-    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``, ``soup``) stands in
-    for ``finetune.<key>.<model>``; the result is validated (so an impossible candidate, or a base
-    without per-model rates, fails naming its key) and resolved to that model's values.
+    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``, ``soup``,
+    ``source_reviews``) stands in for ``finetune.<key>.<model>``; the result is validated (so an
+    impossible candidate, or a base without per-model rates, fails naming its key) and resolved to
+    that model's values.
     """
     overrides = {
         key: {**getattr(base, key), model: value} if isinstance(getattr(base, key, None), dict) else value
@@ -247,6 +250,7 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
     if study.finetune:
         table = read_table(dirs.prepared / f"{study.dataset}.parquet")
         featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
+        source_train = load_split(dirs.features / finetune_base.source / study.model, "train")
     else:
         features = dirs.features / study.dataset / study.model
         featurizer = load_featurizer(features)
@@ -262,7 +266,7 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
             ft = dataclasses.replace(finetune_candidate(finetune_base, ft_over, study.model), soup=1)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
-            _, splits, result = finetune(table, featurizer, source, cfg, ft, seed)
+            _, splits, result = finetune(table, featurizer, source, cfg, ft, seed, (source_train.X, source_train.y))
             X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
             # finetune trains with the finetune section's values: score with the config it used
             measured = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
@@ -321,6 +325,7 @@ def cross_validate(
     finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
     table = read_table(dirs.prepared / f"{study.dataset}.parquet")
     featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
+    source_train = load_split(dirs.features / finetune_base.source / study.model, "train")
     parts = fold_tables(table, folds, seed)
     ids = pd.concat([part.loc[part["split"] == "test", ["id", "label"]] for part in parts])
     y = ids["label"].to_numpy(np.int64)
@@ -341,7 +346,7 @@ def cross_validate(
         start, predicted, epochs = time.perf_counter(), [], []
         for part in parts:
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")
-            _, splits, result = finetune(part, featurizer, source, cfg, ft, seed)
+            _, splits, result = finetune(part, featurizer, source, cfg, ft, seed, (source_train.X, source_train.y))
             held_out = splits["test"]
             predicted.append(pd.Series(predict_proba(result.model, features_from_npz(held_out)), index=held_out["id"]))
             epochs.append(int(result.summary["best_epoch"]))

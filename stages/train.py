@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
 from stages.common import cli
@@ -56,6 +57,17 @@ def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     except ValueError as exc:
         raise DataError(f"cannot carve a stratified validation split of {fraction} ({exc})") from None
     return np.sort(fit_idx), np.sort(val_idx)
+
+
+def append_rows(
+    X: Any, y: np.ndarray, fit_idx: np.ndarray, X_more: Any, y_more: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``X``, ``y`` with more rows after them (sparse or dense alike), and ``fit_idx`` naming them too."""
+    if X.shape[1:] != X_more.shape[1:]:
+        raise DataError(f"extra training rows: feature shape {X_more.shape[1:]} does not match {X.shape[1:]}")
+    X = sp.vstack([X, X_more], format="csr") if sp.issparse(X) else np.concatenate([X, X_more])
+    more = len(y) + np.arange(len(y_more))
+    return X, np.concatenate([y, np.asarray(y_more, dtype=y.dtype)]), np.concatenate([fit_idx, more])
 
 
 def _fit(
@@ -130,11 +142,18 @@ def train_model(
     seq_len: int | None,
     seed: int,
     initial: Any = None,
+    extra: tuple[Any, np.ndarray] | None = None,
 ) -> TrainResult:
-    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed."""
+    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed.
+
+    ``extra`` (features, labels) join the fitting rows only: the validation rows are carved from
+    ``X``, ``y`` alone, so early stopping watches the data the model is for (finetune's source rows).
+    """
 
     configure_determinism(seed)
     fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
+    if extra is not None and len(extra[1]):
+        X, y, fit_idx = append_rows(X, y, fit_idx, *extra)
     y = y.astype(np.float32)
     warmup = None
     with distribution_strategy(cfg.distribution).scope():

@@ -529,3 +529,58 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     assert first.shape[0] == grown_bow.input_dim and np.abs(first[bow.input_dim :]).sum() > 0  # learnt
     with pytest.raises(ParamsError, match=r"input_dim: cannot shrink dense_1 from"):
         grow_inputs(mlp, MLP, bow.input_dim - 1)
+
+
+def test_source_reviews_join_the_fitting_rows_never_the_validation_rows(corpus, monkeypatch) -> None:
+    """finetune's ``source_reviews``: a seeded sample of the source's training rows is appended to the
+    rows the model fits; the validation rows (early stopping) stay the target's own, the same as without."""
+    import stages.train as train_stage
+    from stages.finetune import FinetuneConfig, finetune
+
+    texts, y = corpus
+    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
+    real_fit = train_stage._fit
+
+    def spy(model, X, y_, fit_idx, val_idx, **kwargs):
+        seen.append((X.shape[0], fit_idx, val_idx))
+        return real_fit(model, X, y_, fit_idx, val_idx, **kwargs)
+
+    monkeypatch.setattr(train_stage, "_fit", spy)
+    # the source: a bag-of-words model on the first 100 reviews; the target grows 1-2-grams, so its
+    # inputs are wider than the source's rows, which get zero columns for the new terms
+    bow = fit_featurizer(texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf"))
+    X_source = bow.transform(texts[:100])
+    mlp = train_model(MLP, X_source, y[:100], input_dim=bow.input_dim, seq_len=None, seed=1).model
+    target = _target_table(texts[100:], y[100:])
+    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, new_words_min_count=2)
+    seen.clear()
+    grown, _, alone = finetune(target, bow, mlp, MLP, ft, seed=1, source_train=(X_source, y[:100]))
+    assert grown.input_dim > bow.input_dim and alone.summary["source_reviews"] == 0
+    (n_alone, fit_alone, val_alone), *_ = seen
+    seen.clear()
+    _, _, mixed = finetune(
+        target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=30), seed=1, source_train=(X_source, y[:100])
+    )
+    (n_mixed, fit_mixed, val_mixed), *_ = seen
+    assert n_mixed == n_alone + 30 and mixed.summary["source_reviews"] == 30
+    np.testing.assert_array_equal(val_mixed, val_alone)  # the target's own validation rows, unchanged
+    np.testing.assert_array_equal(fit_mixed, np.concatenate([fit_alone, n_alone + np.arange(30)]))
+    assert mixed.summary["train_rows"] == alone.summary["train_rows"] + 30
+    assert mixed.summary["validation_rows"] == alone.summary["validation_rows"]
+    weights = zip(mixed.model.get_weights(), alone.model.get_weights(), strict=True)
+    assert any(not np.allclose(a, b) for a, b in weights)  # the source rows were learnt from
+
+    # the sample is seeded: the same seed, the same model
+    again = finetune(
+        target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=30), seed=1, source_train=(X_source, y[:100])
+    )
+    for a, b in zip(again.result.model.get_weights(), mixed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    with pytest.raises(ParamsError, match=r"finetune\.source_reviews: asks for 101 .* the source has 100"):
+        finetune(target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=101), 1, (X_source, y[:100]))
+    with pytest.raises(ValueError, match="source_train"):
+        finetune(target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=5), seed=1)
+    with pytest.raises(ParamsError, match=r"finetune\.source_reviews\.lstm: must be >= 0"):
+        raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.002}}
+        parse(FinetuneConfig, {**raw, "source_reviews": {"mlp": 0, "lstm": -1}}, "finetune")

@@ -30,6 +30,7 @@ from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.io import features_from_npz
 from stages.common.models import ModelConfig
 from stages.common.params import ParamsError, load_params, parse, section
+from stages.common.store import load_split
 from stages.finetune import FinetuneConfig
 from stages.train import train_model
 from stages.vectorize import transform_splits, write_features
@@ -216,14 +217,18 @@ def test_run_study_scores_a_fine_tune_study_as_one_fine_tune(tmp_path: Path, mon
     params["finetune"] = {**params["finetune"], "soup": {"mlp": 2, "lstm": 2}}
     used: list[FinetuneConfig] = []
 
-    def spy(table, featurizer, source, cfg, ft, seed):
+    rehearsed: list[int] = []
+
+    def spy(table, featurizer, source, cfg, ft, seed, source_train):
         used.append(ft)
-        return finetune_stage.finetune(table, featurizer, source, cfg, ft, seed)
+        rehearsed.append(len(source_train[1]))  # the source's training split, for source_reviews
+        return finetune_stage.finetune(table, featurizer, source, cfg, ft, seed, source_train)
 
     monkeypatch.setattr("bench.tune.finetune", spy)
     rows = run_study("yelp-mlp", study, params, dirs)
     assert [r["candidate"] for r in rows] == ["default", "faster"]  # the soup-only candidate is --folds's
     assert [(ft.soup, ft.learning_rate) for ft in used] == [(1, params["finetune"]["learning_rate"]["mlp"]), (1, 0.05)]
+    assert rehearsed == [len(load_split(dirs.features / "imdb" / "mlp", "train").y)] * 2
     assert all(0.0 <= r["roc_auc"] <= 1.0 and r["validation_rows"] > 0 for r in rows)
 
 

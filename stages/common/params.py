@@ -46,6 +46,7 @@ FINETUNE_PER_MODEL: dict[str, tuple[str, Any]] = {
     "learning_rate": ("rate", 0.002),
     "new_words_min_count": ("threshold", 0),
     "soup": ("soup size", 1),
+    "source_reviews": ("count", 0),
 }
 
 SECTIONS = (
