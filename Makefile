@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Offline copies of the datasets (this workplace keeps them in ../shared/data).
+# A local mirror of the datasets, for an offline machine (../shared/data when it exists).
 ifneq ($(wildcard ../shared/data),)
 SENTIMENT_DATA_MIRROR ?= $(abspath ../shared/data)
 endif
@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test lint format track ui bench tune tune-cv compare predict server server-stop clean
+.PHONY: setup run repro test test-quick lint format track ui bench tune tune-cv compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ repro: run
 
 test: setup         ## set up, then run the tests
 	$(BIN)/python -m pytest
+
+test-quick: setup   ## unit tests only (no end-to-end dvc repro): the inner loop
+	$(BIN)/python -m pytest -m "not e2e"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,9 +5,8 @@ One command (``make bench``) on the real data, in this checkout:
 1. ``dvc repro --force`` (every stage, timed; each stage reports its wall time and peak
    memory through ``SENTIMENT_STAGE_STATS``), then a no-op ``dvc repro``;
 2. TF-IDF (1–2-grams, min_df 2, sublinear tf) + logistic regression (C=8) on each
-   dataset's own split, and the original MLP and LSTM recipes on IMDB; an LSTM model with a
-   bag-of-embeddings path is also scored with its LSTM's share of the output zeroed (what the
-   LSTM adds);
+   dataset's own split, and the original MLP and LSTM recipes on IMDB; beside each pipeline
+   model, its scores on the test reviews with their words shuffled (the evaluate stage's);
 3. LIME at the explain stage's settings on the reviews the select stage chose: the usual
    recipe (``LimeTextExplainer``, perturbed strings, ``model.predict``) against the
    pipeline's, on the same trained models, comparing seconds and the explanations;
@@ -40,20 +39,27 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
+from stages.common import layout
 from stages.common.cli import STATS_ENV
-from stages.common.explaining import TextModel, explain_text, jaccard, review_seed, warm_up
+from stages.common.config import ModelConfig
+from stages.common.explaining import TextModel, explain_text, review_seed, warm_up
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.io import read_json, write_text
-from stages.common.models import ModelConfig, fast_predictor, load_model, lstm_share, predict_proba
 from stages.common.params import load_params, seed_from
-from stages.common.store import load_featurizer, load_split, read_table
-from stages.train import train_model
+from stages.common.persistence import load_model
+from stages.common.prediction import fast_predictor, predict_proba
+from stages.common.store import load_featurizer, read_table
+from stages.common.training import train_model
+from stages.common.trust import jaccard
 
 log = logging.getLogger("bench")
 
-# dvc.yaml's layout (the benchmark reads what the stages wrote)
-PREPARED, FEATURES, MODELS, REPORTS = Path("data/prepared"), Path("data/features"), Path("data/models"), Path("reports")
-PREDICTIONS = Path("data/predictions")
+
+def pipeline_dirs() -> dict[str, Path]:
+    """dvc.yaml's ``vars.paths`` (``prepared``, ``features``, ``models``, ...): what the stages wrote, where."""
+    return {name: Path(path) for name, path in layout.dvc_paths().items()}
+
+
 GIB = 1024.0
 
 
@@ -165,47 +171,20 @@ def original_recipe(table: pd.DataFrame, fcfg: FeaturizerConfig, mcfg: ModelConf
         f.transform(train["text"].tolist()),
         train["label"].to_numpy(),
         input_dim=f.input_dim,
-        seq_len=fcfg.maxlen if fcfg.kind == "seq" else None,
         seed=seed,
     )
     p = predict_proba(result.model, f.transform(test["text"].tolist()))
     return scores(test["label"].to_numpy(), p), time.perf_counter() - start
 
 
-def zero_sequence_share(model: Any) -> bool:
-    """Zero the recurrent features' rows of the output layer of an LSTM model with a bag path, in place.
-
-    What is left is the bag-of-embeddings path alone, with the weights it learned beside the
-    LSTM: the ablation that says how much of the model's accuracy the LSTM adds. False (and
-    the model unchanged) for a model without a bag path.
-    """
-    share = lstm_share(model)
-    if share is None:
-        return False
-    dense = model.get_layer("proba")
-    kernel, bias = dense.get_weights()
-    kernel[share] = 0.0
-    dense.set_weights([kernel, bias])
-    return True
-
-
-def bag_path_alone(dataset: str, model: str) -> tuple[float, float, float] | None:
-    """Test scores of the pipeline's model with its LSTM's share of the output zeroed (None: no bag path)."""
-    keras_model = load_model(MODELS / dataset / f"{model}.keras")
-    if not zero_sequence_share(keras_model):
-        return None
-    test = load_split(FEATURES / dataset / model, "test")
-    return scores(test.y, predict_proba(keras_model, test.X, batch_size=512))
-
-
-def lime_comparison(dataset: str, model: str, params: dict[str, Any]) -> dict[str, Any]:
+def lime_comparison(dataset: str, model: str, params: dict[str, Any], dirs: dict[str, Path]) -> dict[str, Any]:
     """Usual LIME recipe vs the pipeline's on the selected reviews: seconds and agreement."""
     ecfg = params["explain"]
     random_state = ecfg.get("random_state") or seed_from(params)
-    table = read_table(PREPARED / f"{dataset}.parquet").set_index("id")
-    ids = read_json(REPORTS / dataset / "explain" / "selection.json")["review_ids"]
-    featurizer = load_featurizer(FEATURES / dataset / model)
-    keras_model = load_model(MODELS / dataset / f"{model}.keras")
+    table = read_table(dirs["prepared"] / f"{dataset}.parquet").set_index("id")
+    ids = read_json(dirs["reports"] / dataset / "explain" / layout.SELECTION)["review_ids"]
+    featurizer = load_featurizer(dirs["features"] / dataset / model)
+    keras_model = load_model(dirs["models"] / dataset / f"{model}.keras")
     usual = TextModel(featurizer, lambda X: predict_proba(keras_model, X, batch_size=2048))
     fast = TextModel(featurizer, fast_predictor(keras_model))
     kw = {
@@ -295,12 +274,13 @@ def evaluate_targets(b: Bench, params: dict[str, Any]) -> None:
             r = by.get((ds, f"pipeline {m}"))
             if base is None or r is None:
                 continue
-            if ds == "imdb" and m == "lstm":
-                b.targets.append((f"{ds} {m} accuracy ≥ 0.88", f"{r.accuracy:.4f}", r.accuracy >= 0.88))
-                continue
-            for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
-                if ds == "imdb" and metric == "balanced_accuracy":
-                    continue
+            if m == "lstm":  # the sequence model: an accuracy floor, and Yelp's minority class
+                floor = 0.88 if ds == "imdb" else 0.92
+                b.targets.append((f"{ds} {m} accuracy ≥ {floor}", f"{r.accuracy:.4f}", r.accuracy >= floor))
+                compared: tuple[str, ...] = () if ds == "imdb" else ("balanced_accuracy",)
+            else:  # balanced accuracy is accuracy on IMDB's balanced test split
+                compared = ("accuracy", "roc_auc") if ds == "imdb" else ("accuracy", "balanced_accuracy", "roc_auc")
+            for metric in compared:
                 # the pipeline's figures come from metrics.json, which the evaluate stage rounds to
                 # 6 decimals: the baseline is compared at that precision (an equal count of correct
                 # reviews is equal accuracy, not 3e-8 short)
@@ -400,19 +380,20 @@ def markdown(b: Bench, params: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m bench.benchmark [--out reports/benchmark.md] [--no-repro]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=REPORTS / "benchmark.md")
+    p.add_argument("--out", type=Path, help="default: <reports>/benchmark.md (dvc.yaml's vars.paths)")
     p.add_argument("--no-repro", action="store_true", help="measure the outputs already there (no timings)")
     p.add_argument("--stats", type=Path, default=Path(".dvc/tmp/bench-stages.jsonl"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(Path("params.yaml"))
     seed = seed_from(params)
+    dirs = pipeline_dirs()
     b = Bench()
     if not args.no_repro:
         b.repro_seconds, b.noop_seconds, b.stages = run_repro(args.stats)
         log.info("dvc repro --force: %.0f s; no-op: %.1f s", b.repro_seconds, b.noop_seconds)
     for ds in params["datasets"]:
-        table = read_table(PREPARED / f"{ds}.parquet")
+        table = read_table(dirs["prepared"] / f"{ds}.parquet")
         (acc, bal, auc), secs, baseline_p = linear_baseline(table)
         b.rows.append(Row(ds, "TF-IDF + logistic regression", acc, bal, auc, secs, "same run, same split"))
         log.info("%s baseline: %.4f", ds, acc)
@@ -422,8 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 b.rows.append(Row(ds, name, acc, bal, auc, secs))
                 log.info("%s %s: %.4f", ds, name, acc)
         for m in params["models"]:
-            metrics = read_json(REPORTS / ds / m / "metrics.json")
-            train = read_json(REPORTS / ds / m / "train.json")
+            metrics = read_json(dirs["reports"] / ds / m / layout.METRICS)
+            train = read_json(dirs["reports"] / ds / m / layout.TRAIN_SUMMARY)
             note = f"fine-tuned from {train['initialised_from']}" if "initialised_from" in train else "from scratch"
             b.rows.append(
                 Row(
@@ -436,15 +417,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{note}; {train['epochs_run']} epochs",
                 )
             )
-            ablated = bag_path_alone(ds, m)
-            if ablated is not None:
-                b.rows.append(
-                    Row(
-                        ds, f"pipeline {m}, its LSTM's share of the output zeroed", *ablated, None, "the bag path alone"
-                    )
+            shuffled = metrics["shuffled_words"]
+            b.rows.append(
+                Row(
+                    ds,
+                    f"pipeline {m}, words shuffled",
+                    shuffled["accuracy"],
+                    shuffled["balanced_accuracy"],
+                    shuffled["roc_auc"],
+                    None,
+                    "each test review's words in a seeded random order",
                 )
-                log.info("%s %s without the LSTM's share: %.4f", ds, m, ablated[0])
-            preds = pd.read_parquet(PREDICTIONS / ds / f"{m}.parquet")
+            )
+            preds = pd.read_parquet(dirs["predictions"] / ds / f"{m}.parquet")
             b.intervals.append(
                 (
                     ds,
@@ -457,11 +442,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     ),
                 )
             )
-            b.lime.append(lime_comparison(ds, m, params))
+            b.lime.append(lime_comparison(ds, m, params, dirs))
             log.info("%s %s LIME: %s", ds, m, b.lime[-1])
     evaluate_targets(b, params)
     text = markdown(b, params)
-    write_text(args.out, text)
+    write_text(args.out or dirs["reports"] / "benchmark.md", text)
     sys.stdout.write(text)
 
 

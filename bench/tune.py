@@ -34,13 +34,15 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from bench.benchmark import linear_baseline, machine, scores
+from stages.common.config import FinetuneConfig, ModelConfig
 from stages.common.io import features_from_npz, write_text
-from stages.common.models import ModelConfig, load_model, predict_proba
+from stages.common.layout import dvc_paths
 from stages.common.params import load_params, parse, section, seed_from
+from stages.common.persistence import load_model
+from stages.common.prediction import predict_proba
 from stages.common.store import load_featurizer, load_split, read_table
-from stages.finetune import FinetuneConfig, finetune
-from stages.train import TrainResult, train_model, validation_indices
-from tools.predict import dvc_paths
+from stages.common.training import TrainResult, train_model, validation_indices
+from stages.finetune import finetune
 
 log = logging.getLogger("bench.tune")
 
@@ -86,18 +88,10 @@ STUDIES: dict[str, Study] = {
         False,
         {
             "default": {},
-            "128-dim embedding learned inside the LSTM (the previous default)": {
-                "embedding_dim": 128,
-                "embedding_warmup_epochs": 0,
-                "freeze_embedding": False,
-            },
-            "without the bag-of-embeddings path beside the LSTM (the previous default)": {"bag_of_embeddings": False},
-            "bag path: mean of word vectors, no word pairs, 2 warm-up epochs (the previous default)": {
-                "bag_pooling": "mean",
-                "bag_bigram_buckets": 0,
-                "embedding_warmup_epochs": 2,
-            },
-            "input dropout 0.5 instead of 0.2": {"dropout": 0.5},
+            "the LSTM's last state instead of the mean over the words": {"pooling": "last"},
+            "input dropout 0.5": {"dropout": 0.5},
+            "64 units per direction": {"units": 64},
+            "learning rate 5e-4": {"learning_rate": 0.0005},
         },
     ),
     "yelp-mlp": Study(
@@ -106,12 +100,12 @@ STUDIES: dict[str, Study] = {
         True,
         {
             "default": {},
-            "learning rate 5e-4 (the previous default)": {"learning_rate": 0.0005},
+            "learning rate 5e-4": {"learning_rate": 0.0005},
             "learning rate 1e-3": {"learning_rate": 0.001},
             "learning rate 4e-3": {"learning_rate": 0.004},
-            "one fine-tune, no weight soup (the previous default)": {"soup": 1},
+            "one fine-tune, no weight soup": {"soup": 1},
             "weight soup of 5 seeded fine-tunes": {"soup": 5},
-            "IMDB's terms only (the previous default)": {"new_words_min_count": 0},
+            "IMDB's terms only": {"new_words_min_count": 0},
             "Yelp terms in >= 10 training reviews added": {"new_words_min_count": 10},
         },
     ),
@@ -121,19 +115,10 @@ STUDIES: dict[str, Study] = {
         True,
         {
             "default": {},
-            "learning rate 5e-4": {"learning_rate": 0.0005},
-            "learning rate 1e-3 (the previous default)": {"learning_rate": 0.001},
-            "learning rate 3e-3": {"learning_rate": 0.003},
-            "IMDB's vocabulary only (the previous default)": {"new_words_min_count": 0},
-            "Yelp words in >= 3 training reviews added": {"new_words_min_count": 3},
-            "IMDB's word vectors kept frozen": {"freeze_embedding": True},
-            "one fine-tune, no weight soup (the previous default)": {"soup": 1},
-            "weight soup of 5 seeded fine-tunes": {"soup": 5},
-            "one fine-tune, validation rows 5%": {"soup": 1, "validation_split": 0.05},
-            "one fine-tune, balanced class weights": {"soup": 1, "class_weight": "balanced"},
-            "one fine-tune, label smoothing 0.1": {"soup": 1, "label_smoothing": 0.1},
-            "one fine-tune + 2,000 IMDB training reviews": {"soup": 1, "source_reviews": 2000},
-            "one fine-tune + 6,800 IMDB training reviews": {"soup": 1, "source_reviews": 6800},
+            "one fine-tune, no weight soup": {"soup": 1},
+            "one fine-tune, Yelp words in >= 10 training reviews added": {"soup": 1, "new_words_min_count": 10},
+            "one fine-tune, learning rate 1e-3": {"soup": 1, "learning_rate": 0.001},
+            "one fine-tune, learning rate 4e-3": {"soup": 1, "learning_rate": 0.004},
         },
     ),
 }
@@ -174,8 +159,8 @@ def with_overrides(cfg: Any, overrides: dict[str, Any], path: str) -> Any:
 def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: str) -> FinetuneConfig:
     """The finetune config one candidate trains ``model`` with, checked as the stage checks its params.
 
-    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``, ``soup``,
-    ``source_reviews``) stands in for ``finetune.<key>.<model>``; the result is validated (so an
+    A per-model value the candidate sets (``learning_rate``, ``new_words_min_count``, ``soup``)
+    stands in for ``finetune.<key>.<model>``; the result is validated (so an
     impossible candidate, or a base without per-model rates, fails naming its key) and resolved to
     that model's values.
     """
@@ -191,7 +176,7 @@ def finetune_candidate(base: FinetuneConfig, overrides: dict[str, Any], model: s
 def split_overrides(overrides: dict[str, Any], finetune: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``finetune:`` values, model-section values) of one candidate.
 
-    In a finetune study a key that ``finetune:`` has (e.g. ``freeze_embedding``) is the
+    In a finetune study a key that ``finetune:`` has (e.g. ``soup``) is the
     finetune stage's value, which is what that stage trains with; otherwise every key is
     the model section's.
     """
@@ -215,12 +200,10 @@ def validation_report(result: TrainResult, cfg: ModelConfig, X: Any, y: np.ndarr
     }
 
 
-def score_candidate(
-    cfg: ModelConfig, X: Any, y: np.ndarray, *, input_dim: int, seq_len: int | None, seed: int
-) -> dict[str, Any]:
+def score_candidate(cfg: ModelConfig, X: Any, y: np.ndarray, *, input_dim: int, seed: int) -> dict[str, Any]:
     """Train from scratch as the train stage does, then score the validation rows. Pure (no files)."""
     start = time.perf_counter()
-    result = train_model(cfg, X, y, input_dim=input_dim, seq_len=seq_len, seed=seed)
+    result = train_model(cfg, X, y, input_dim=input_dim, seed=seed)
     return validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
 
 
@@ -236,7 +219,9 @@ def study_inputs(study: Study, params: dict[str, Any], dirs: PipelineDirs) -> li
     return [dirs.features / study.dataset / study.model]
 
 
-def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs) -> list[dict[str, Any]]:
+def run_study(
+    name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs, train_seed: int | None = None
+) -> list[dict[str, Any]]:
     """Every candidate of one study on the pipeline's own features (and source model), each loaded once.
 
     A fine-tune is scored here as one fine-tune (``soup: 1``), the soup's first member: a weight
@@ -244,13 +229,12 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
     held-out rows here. Candidates that differ only in ``soup`` are left to ``--folds``, which
     scores rows that no member saw.
     """
-    seed = seed_from(params)
+    seed = seed_from(params) if train_seed is None else train_seed
     base = parse(ModelConfig, section(params, study.model), study.model)
     finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
     if study.finetune:
         table = read_table(dirs.prepared / f"{study.dataset}.parquet")
         featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
-        source_train = load_split(dirs.features / finetune_base.source / study.model, "train")
     else:
         features = dirs.features / study.dataset / study.model
         featurizer = load_featurizer(features)
@@ -266,14 +250,12 @@ def run_study(name: str, study: Study, params: dict[str, Any], dirs: PipelineDir
             ft = dataclasses.replace(finetune_candidate(finetune_base, ft_over, study.model), soup=1)
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")  # fresh weights per candidate
             start = time.perf_counter()
-            _, splits, result = finetune(table, featurizer, source, cfg, ft, seed, (source_train.X, source_train.y))
+            _, splits, result = finetune(table, featurizer, source, cfg, ft, seed)
             X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
             # finetune trains with the finetune section's values: score with the config it used
             measured = validation_report(result, cfg, X, y, seed, time.perf_counter() - start)
         else:
-            measured = score_candidate(
-                cfg, train.X, train.y, input_dim=featurizer.input_dim, seq_len=featurizer.config.maxlen, seed=seed
-            )
+            measured = score_candidate(cfg, train.X, train.y, input_dim=featurizer.input_dim, seed=seed)
         log.info("%s / %s: %s", name, label, measured)
         rows.append({"study": name, "candidate": label, "overrides": overrides, **measured})
     return rows
@@ -310,22 +292,24 @@ def pooled_report(y: np.ndarray, p: np.ndarray, epochs: list[int], seconds: floa
 
 
 def cross_validate(
-    name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs, folds: int
+    name: str, study: Study, params: dict[str, Any], dirs: PipelineDirs, folds: int, train_seed: int | None = None
 ) -> list[dict[str, Any]]:
     """A fine-tune study scored by K-fold cross-validation on the target's training split, baseline first.
 
     Each candidate is fine-tuned per fold by the finetune stage's own function, from a fresh copy
     of the source's trained model, on the fold's training rows (early stopping carves its
-    validation rows from them, as in the pipeline) and predicts the held-out fold.
+    validation rows from them, as in the pipeline) and predicts the held-out fold. The folds
+    come from ``base.seed``; ``train_seed`` (default ``base.seed``) seeds the fine-tunes, so the
+    same study at two training seeds says how far a candidate moves by chance alone.
     """
     if not study.finetune:
         raise ValueError(f"--folds: study {name!r} trains from scratch; cross-validation is for fine-tune studies")
     seed = seed_from(params)
+    train_seed = seed if train_seed is None else train_seed
     base = parse(ModelConfig, section(params, study.model), study.model)
     finetune_base = parse(FinetuneConfig, section(params, "finetune"), "finetune")
     table = read_table(dirs.prepared / f"{study.dataset}.parquet")
     featurizer = load_featurizer(dirs.features / finetune_base.source / study.model)
-    source_train = load_split(dirs.features / finetune_base.source / study.model, "train")
     parts = fold_tables(table, folds, seed)
     ids = pd.concat([part.loc[part["split"] == "test", ["id", "label"]] for part in parts])
     y = ids["label"].to_numpy(np.int64)
@@ -346,7 +330,7 @@ def cross_validate(
         start, predicted, epochs = time.perf_counter(), [], []
         for part in parts:
             source = load_model(dirs.models / ft.source / f"{study.model}.keras")
-            _, splits, result = finetune(part, featurizer, source, cfg, ft, seed, (source_train.X, source_train.y))
+            _, splits, result = finetune(part, featurizer, source, cfg, ft, train_seed)
             held_out = splits["test"]
             predicted.append(pd.Series(predict_proba(result.model, features_from_npz(held_out)), index=held_out["id"]))
             epochs.append(int(result.summary["best_epoch"]))
@@ -399,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="default: reports/tuning.md (reports/tuning-cv.md with --folds)")
     p.add_argument("--folds", type=int, help="cross-validate fine-tune studies on K folds of the training split")
     p.add_argument("--candidate", action="append", help="run only the candidates with this label (default: all)")
+    p.add_argument("--train-seed", type=int, help="seed of the training runs (default base.seed; folds keep it)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(Path("params.yaml"))
@@ -418,9 +403,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for name, study in studies.items():
         if args.folds is None:
-            rows += run_study(name, study, params, dirs)
+            rows += run_study(name, study, params, dirs, args.train_seed)
         else:
-            rows += cross_validate(name, study, params, dirs, args.folds)
+            rows += cross_validate(name, study, params, dirs, args.folds, args.train_seed)
     command = shlex.join(["python", "-m", "bench.tune", *(sys.argv[1:] if argv is None else argv)])
     text = markdown(rows, machine(), args.folds, command)
     write_text(args.out or Path("reports/tuning.md" if args.folds is None else "reports/tuning-cv.md"), text)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +24,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stages.common import cli, render
+from stages.common import cli, layout, render
+from stages.common.config import CorrelateConfig
 from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
 from stages.common.io import atomic_path, write_json
-from stages.common.params import check, load_params, parse, section
+from stages.common.params import load_params, parse, section
 from stages.common.store import read_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CorrelateConfig:
-    """``correlate:`` params."""
-
-    max_tokens: int = 2000
-    skip_top: int = 20
-    top_n: int = 50
-    suspicious_max_abs_corr: float = 0.05
-    suspicious_min_importance_quantile: float = 0.75
-
-    def validate(self, path: str) -> None:
-        """Impossible values fail with the key path."""
-        check(self.top_n >= 1, f"{path}.top_n", f"must be >= 1, got {self.top_n}")
-        check(0 <= self.suspicious_max_abs_corr <= 1, f"{path}.suspicious_max_abs_corr", "must be in [0, 1]")
-        check(
-            0 <= self.suspicious_min_importance_quantile <= 1,
-            f"{path}.suspicious_min_importance_quantile",
-            "must be in [0, 1]",
-        )
-        FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, skip_top=self.skip_top).validate(path)
 
 
 def phi(texts: Sequence[str], labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
@@ -157,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     suspicious: dict[str, pd.DataFrame] = {}
     importances = {
-        m: pd.read_csv(args.explanations / m / "global_words.csv", keep_default_na=False)
+        m: pd.read_csv(args.explanations / m / layout.GLOBAL_WORDS, keep_default_na=False)
         for m in section(params, "models")
     }
     explained = sorted({w.lower() for df in importances.values() for w in df["word"]})
@@ -167,12 +145,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%s: %s", args.name, metrics)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
-        corr.to_csv(tmp / "correlations.csv", index=False, float_format="%.6f")
-        (tmp / "lollipop.png").write_bytes(
+        corr.to_csv(tmp / layout.CORRELATIONS, index=False, float_format="%.6f")
+        (tmp / layout.LOLLIPOP_PNG).write_bytes(
             lollipop_png(corr, cfg.top_n, f"{args.name}: feature correlation rank (training split)")
         )
         pd.concat([df.assign(model=m) for m, df in suspicious.items()], ignore_index=True).to_csv(
-            tmp / "suspicious_words.csv", index=False, float_format="%.6f"
+            tmp / layout.SUSPICIOUS_WORDS, index=False, float_format="%.6f"
         )
     write_json(args.metrics, metrics)
 

@@ -2,7 +2,8 @@
 
 Metrics (a DVC metrics file): accuracy, balanced accuracy (Yelp is ~80% positive),
 precision, recall, F1, ROC AUC, log loss and the confusion matrix as counts and as the
-percentages of each true class the original report shows. Plots: ROC and
+percentages of each true class the original report shows, and the same review's scores with
+its words shuffled (``shuffled_words``: how much the model relies on word order). Plots: ROC and
 precision–recall curves (CSV, rendered by ``dvc plots show``) and a confusion-matrix
 image. Per-review predictions go to a table the later stages and MLflow reuse.
 """
@@ -20,26 +21,16 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from stages.common import cli, render
-from stages.common.cli import DataError
+from stages.common.config import EvaluateConfig
+from stages.common.errors import DataError
+from stages.common.features import Featurizer, TokenBatch
 from stages.common.io import atomic_path, write_bytes, write_json
-from stages.common.models import load_model, predict_proba
-from stages.common.params import check, load_params, parse
-from stages.common.store import load_split
+from stages.common.params import load_params, parse, seed_from
+from stages.common.persistence import load_model
+from stages.common.prediction import predict_proba
+from stages.common.store import load_featurizer, load_split, read_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """``evaluate:`` params."""
-
-    threshold: float = 0.5
-    curve_points: int = 200
-
-    def validate(self, path: str) -> None:
-        """Impossible values fail with the key path."""
-        check(0.0 < self.threshold < 1.0, f"{path}.threshold", f"must be in (0, 1), got {self.threshold}")
-        check(self.curve_points >= 2, f"{path}.curve_points", f"must be >= 2, got {self.curve_points}")
 
 
 @dataclass
@@ -100,6 +91,28 @@ def evaluate_predictions(y_true: np.ndarray, proba: np.ndarray, cfg: EvaluateCon
     return Evaluation(metrics=metrics, roc=_thin(roc, cfg.curve_points), pr=_thin(pr, cfg.curve_points))
 
 
+def order_sensitivity(y_true: np.ndarray, proba: np.ndarray, shuffled: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and ROC AUC on the shuffled reviews, and how many predictions flip. Pure.
+
+    ``proba``: P(positive) of the test reviews as written; ``shuffled``: of the same reviews with
+    their words shuffled. A model that reads order loses accuracy; a bag of words barely moves.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    pred, moved = proba >= threshold, shuffled >= threshold
+    r = lambda v: round(float(v), 6)  # noqa: E731
+    return {
+        "accuracy": r(skm.accuracy_score(y_true, moved)),
+        "balanced_accuracy": r(skm.balanced_accuracy_score(y_true, moved)),
+        "roc_auc": r(skm.roc_auc_score(y_true, shuffled)),
+        "flipped": r(np.mean(pred != moved)),  # share of reviews whose predicted class changes
+    }
+
+
+def shuffled_features(featurizer: Featurizer, texts: Sequence[str], seed: int) -> Any:
+    """The features of ``texts`` with each one's words shuffled (seeded), by the one text → features path."""
+    return featurizer.encode(featurizer.shuffle_words(TokenBatch.from_texts(texts), seed))
+
+
 def confusion_png(metrics: dict[str, Any], title: str) -> bytes:
     """A confusion-matrix picture (prediction rows × truth columns, counts and % of truth)."""
     plt = render.pyplot()
@@ -134,17 +147,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--name", required=True, help="dataset/model, for titles and logs")
     p.add_argument("--model-file", type=Path, required=True)
     p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--table", type=Path, required=True, help="the prepared table (test texts, to shuffle)")
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--roc", type=Path, required=True)
     p.add_argument("--pr", type=Path, required=True)
     p.add_argument("--confusion", type=Path, required=True)
     p.add_argument("--predictions", type=Path, required=True)
     args = p.parse_args(argv)
-    cfg = parse(EvaluateConfig, load_params(args.params).get("evaluate", {}), "evaluate")
+    params = load_params(args.params)
+    cfg = parse(EvaluateConfig, params.get("evaluate", {}), "evaluate")
     test = load_split(args.features, "test")
+    texts = read_table(args.table).set_index("id").reindex(test.ids)["text"]
+    if texts.isna().any():
+        raise DataError(f"{args.table}: test review {texts.index[texts.isna()][0]!r} of {args.features} is missing")
     model = load_model(args.model_file)
     proba = predict_proba(model, test.X)
     result = evaluate_predictions(test.y, proba, cfg)
+    shuffled = shuffled_features(load_featurizer(args.features), texts.tolist(), seed_from(params))
+    result.metrics["shuffled_words"] = order_sensitivity(test.y, proba, predict_proba(model, shuffled), cfg.threshold)
     log.info("%s: %s", args.name, {k: v for k, v in result.metrics.items() if k != "confusion"})
     with atomic_path(args.predictions) as tmp:
         pd.DataFrame(

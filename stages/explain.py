@@ -14,59 +14,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.common import cli, render
-from stages.common.cli import DataError
-from stages.common.explaining import (
-    Explanation,
-    TextModel,
-    aopc,
-    deletion_curves,
-    explain_text,
-    jaccard,
-    review_seed,
-    submodular_pick,
-    vocabulary_of,
-    warm_up,
-)
+from stages.common import cli, layout, render
+from stages.common.config import ExplainConfig
+from stages.common.errors import DataError
+from stages.common.explaining import Explanation, TextModel, explain_text, review_seed, warm_up
 from stages.common.io import atomic_path, dumps_json, read_json, write_json, write_text
-from stages.common.models import fast_predictor, load_model
-from stages.common.params import check, load_params, parse, seed_from
+from stages.common.params import load_params, parse, seed_from
+from stages.common.persistence import load_model
+from stages.common.prediction import fast_predictor
 from stages.common.store import load_featurizer, read_table
+from stages.common.trust import aopc, deletion_curves, jaccard, submodular_pick, vocabulary_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExplainConfig:
-    """``explain:`` params."""
-
-    num_features: int = 10
-    num_samples: int = 5000
-    kernel_width: float = 25.0
-    random_state: int | None = None
-    sp_budget: int = 4
-    faithfulness_k: list[int] | None = None
-
-    def validate(self, path: str) -> None:
-        """Impossible values fail with the key path."""
-        check(self.num_features >= 1, f"{path}.num_features", f"must be >= 1, got {self.num_features}")
-        check(self.num_samples >= 10, f"{path}.num_samples", f"must be >= 10, got {self.num_samples}")
-        check(self.kernel_width > 0, f"{path}.kernel_width", f"must be > 0, got {self.kernel_width}")
-        check(self.sp_budget >= 1, f"{path}.sp_budget", f"must be >= 1, got {self.sp_budget}")
-        for i, k in enumerate(self.ks):
-            check(k >= 1, f"{path}.faithfulness_k[{i}]", f"must be >= 1, got {k}")
-
-    @property
-    def ks(self) -> list[int]:
-        """The k bins of the deletion metrics."""
-        return list(self.faithfulness_k or [1, 2, 3, 5, 10])
 
 
 def explain_reviews(
@@ -252,14 +217,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%s: %s", args.name, metrics)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
-        (tmp / "explanations.json").write_text(dumps_json([e.to_dict() for e in explanations]), encoding="utf-8")
-        (tmp / "sp_pick.json").write_text(
+        (tmp / layout.EXPLANATIONS).write_text(dumps_json([e.to_dict() for e in explanations]), encoding="utf-8")
+        (tmp / layout.SP_PICK).write_text(
             dumps_json({"budget": cfg.sp_budget, "review_ids": [explanations[i].review_id for i in picked]}),
             encoding="utf-8",
         )
-        global_importance(explanations).to_csv(tmp / "global_words.csv", index=False, float_format="%.6f")
-        (tmp / "features.png").write_bytes(features_png(explanations, f"{args.name}: LIME feature importance"))
-        (tmp / "heatmap.png").write_bytes(heatmap_png(explanations, f"{args.name}: LIME weights, words × reviews"))
+        global_importance(explanations).to_csv(tmp / layout.GLOBAL_WORDS, index=False, float_format="%.6f")
+        (tmp / layout.FEATURES_PNG).write_bytes(features_png(explanations, f"{args.name}: LIME feature importance"))
+        (tmp / layout.HEATMAP_PNG).write_bytes(heatmap_png(explanations, f"{args.name}: LIME weights, words × reviews"))
     write_text(args.highlight, highlight_html(reviews, explanations, f"{args.name}: LIME explanations"))
     write_json(args.metrics, metrics)
     write_json(args.timing, timing)

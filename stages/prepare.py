@@ -20,80 +20,26 @@ import re
 import tarfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from stages.common import cli
-from stages.common.cli import DataError
+from stages.common.config import DatasetConfig, PrepareConfig
+from stages.common.errors import DataError
 from stages.common.io import atomic_path, write_json
-from stages.common.params import check, load_params, parse, section, seed_from
+from stages.common.params import load_params, parse, section, seed_from
 from stages.common.sources import Fetched, fetch
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 _MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+MAX_REVIEW_BYTES = 1_000_000  # prepare.max_review_bytes' default
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """``datasets.<name>``: where a dataset comes from and how to read it."""
-
-    format: Literal["aclimdb", "reviews"]
-    source: str
-    checksum: str | None = None
-    mirror_file: str | None = None
-    mirror_checksum: str | None = None
-    text_column: str = "text"
-    label_column: str | None = None
-    rating_column: str | None = None
-    negative_max: float | None = None
-    positive_min: float | None = None
-    split_column: str | None = None
-    id_column: str | None = None
-    test_size: float = 0.2
-
-    def validate(self, path: str) -> None:
-        """Cross-field checks with key paths."""
-        check(0.0 < self.test_size < 1.0, f"{path}.test_size", f"must be in (0, 1), got {self.test_size}")
-        if self.format != "reviews":
-            return
-        check(
-            (self.label_column is None) != (self.rating_column is None),
-            f"{path}.label_column",
-            "give exactly one of label_column or rating_column",
-        )
-        if self.rating_column is not None:
-            check(
-                self.negative_max is not None and self.positive_min is not None,
-                f"{path}.negative_max",
-                "a rating_column needs negative_max and positive_min",
-            )
-            check(
-                self.negative_max < self.positive_min,  # type: ignore[operator]
-                f"{path}.positive_min",
-                f"must be greater than negative_max ({self.negative_max}), got {self.positive_min}",
-            )
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """``prepare:``: reading policy shared by every dataset."""
-
-    encoding_errors: Literal["strict", "replace"] = "replace"
-    download_retries: int = 3
-    download_timeout_s: float = 60.0
-
-    def validate(self, path: str) -> None:
-        """Impossible values fail with the key path."""
-        check(self.download_retries >= 1, f"{path}.download_retries", "must be >= 1")
-        check(self.download_timeout_s > 0, f"{path}.download_timeout_s", "must be > 0")
 
 
 def clean_text(text: str) -> str:
@@ -101,11 +47,15 @@ def clean_text(text: str) -> str:
     return _BREAK.sub("\n", text)
 
 
-def read_aclimdb(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
+def read_aclimdb(
+    path: Path, encoding_errors: str = "replace", max_review_bytes: int = MAX_REVIEW_BYTES
+) -> pd.DataFrame:
     """Read labeled reviews straight from an aclImdb tar archive (never extracts).
 
     Only regular-file members named ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
-    are read; a link with such a name is an error, everything else is ignored.
+    are read; a link with such a name is an error, everything else is ignored. A member larger
+    than ``max_review_bytes`` is refused from its header, before it is read, so memory stays
+    bounded by the reviews, not by one member.
     """
     rows: list[tuple[str, str, int, str, int, int]] = []
     try:
@@ -117,6 +67,7 @@ def read_aclimdb(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
                 if not member.isfile():
                     raise DataError(f"{path}: member {member.name!r} is a link or special file; refusing it")
                 split, polarity, num, rating = match.groups()
+                _check_size(member.size, f"{split}/{polarity}/{num}_{rating}", max_review_bytes, f"{path}")
                 fh = tar.extractfile(member)
                 assert fh is not None
                 raw = fh.read()
@@ -138,6 +89,15 @@ def read_aclimdb(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
     df["_split_order"] = df["split"].map({s: i for i, s in enumerate(SPLITS)})
     df = df.sort_values(["_split_order", "label", "_num"], kind="stable").drop(columns=["_num", "_split_order"])
     return df.reset_index(drop=True)
+
+
+def _check_size(size: int, review_id: str, limit: int, where: str) -> None:
+    """Refuse a review of more than ``limit`` bytes (``prepare.max_review_bytes``), naming it."""
+    if size > limit:
+        raise DataError(
+            f"{where}: review {review_id!r} is {size:,} bytes, over prepare.max_review_bytes ({limit:,}); "
+            "remove it from the source or raise the limit"
+        )
 
 
 def read_reviews_file(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
@@ -206,7 +166,9 @@ def _labels_from_rating(values: pd.Series, cfg: DatasetConfig, where: str) -> tu
     return label, rating.astype(float)
 
 
-def prepare_reviews(raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str = "source") -> pd.DataFrame:
+def prepare_reviews(
+    raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str = "source", max_review_bytes: int = MAX_REVIEW_BYTES
+) -> pd.DataFrame:
     """Normalise a raw review table: labels, ids, split, checks. Pure; ``where`` names the input."""
     if cfg.format == "aclimdb":
         df = raw[["id", "text", "label", "split", "rating"]].copy()
@@ -219,6 +181,12 @@ def prepare_reviews(raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str
         df = pd.DataFrame(index=raw.index)
         df["id"] = raw[cfg.id_column].astype(str) if cfg.id_column else raw.index.astype(str)
         df["text"] = _check_texts(raw[cfg.text_column], cfg.text_column, where)
+        sizes = df["text"].str.len()  # characters: a cheap bound, then the exact bytes of the longest
+        longest = sizes.idxmax()
+        if sizes[longest] * 4 > max_review_bytes:
+            nbytes = df["text"].map(lambda t: len(t.encode("utf-8")))
+            longest = nbytes.idxmax()
+            _check_size(int(nbytes[longest]), str(df.at[longest, "id"]), max_review_bytes, f"{where} row {longest}")
         if cfg.label_column:
             df["label"] = _labels_from_column(raw[cfg.label_column], cfg.label_column, where)
             df["rating"] = np.nan
@@ -330,10 +298,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         timeout=pcfg.download_timeout_s,
     )
     if cfg.format == "aclimdb":
-        raw = read_aclimdb(fetched.path, pcfg.encoding_errors)
+        raw = read_aclimdb(fetched.path, pcfg.encoding_errors, pcfg.max_review_bytes)
     else:
         raw = read_reviews_file(fetched.path, pcfg.encoding_errors)
-    df = prepare_reviews(raw, cfg, seed, where=str(fetched.path))
+    df = prepare_reviews(raw, cfg, seed, where=str(fetched.path), max_review_bytes=pcfg.max_review_bytes)
     card = data_card(df, args.dataset, fetched)
     log.info("%s: %s", args.dataset, {s: card["splits"][s] for s in SPLITS})
     with atomic_path(args.out) as tmp:

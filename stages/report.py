@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from stages.common import cli, render
+from stages.common import cli, layout, render
 from stages.common.io import read_json, write_text
 from stages.common.params import load_params, section
 from stages.common.store import read_table
@@ -73,6 +73,23 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     body.append("<h2>Test metrics</h2>")
     rows = [{"model": m, **{k: d["metrics"][k] for k in METRICS}} for m, d in models.items()]
     body.append(render.table(pd.DataFrame(rows)))
+    body.append("<h3>Word order: the same test reviews with their words shuffled</h3>")
+    order = [
+        {
+            "model": m,
+            "accuracy": d["metrics"]["accuracy"],
+            "accuracy, words shuffled": d["metrics"]["shuffled_words"]["accuracy"],
+            "ROC AUC": d["metrics"]["roc_auc"],
+            "ROC AUC, words shuffled": d["metrics"]["shuffled_words"]["roc_auc"],
+            "predictions flipped": d["metrics"]["shuffled_words"]["flipped"],
+        }
+        for m, d in models.items()
+    ]
+    body.append(render.table(pd.DataFrame(order)))
+    body.append(
+        "<p>Each review's words in a seeded random order (the words a model reads stay the same). A model "
+        "that reads the sequence loses accuracy; a bag of words loses only its word pairs.</p>"
+    )
     body.append("<h3>Confusion matrices (prediction × truth, % of each true class)</h3><div class='row'>")
     body += [render.img(d["confusion_png"], f"{m} confusion matrix") for m, d in models.items()]
     body.append("</div><h3>ROC curves and training curves</h3><div class='row'>")
@@ -118,29 +135,29 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
 def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
     """Read every file the report shows."""
     table = read_table(args.table)
-    data: dict[str, Any] = {"card": read_json(args.reports / "data_card.json"), "models": {}}
+    data: dict[str, Any] = {"card": read_json(args.reports / layout.DATA_CARD), "models": {}}
     ids: set[str] = set()
     for m in models:
         ex_dir = args.reports / "explain" / m
-        explanations = read_json(ex_dir / "explanations.json")
+        explanations = read_json(ex_dir / layout.EXPLANATIONS)
         ids |= {x["review_id"] for x in explanations}
         data["models"][m] = {
-            "metrics": read_json(args.reports / m / "metrics.json"),
-            "explain_metrics": read_json(args.reports / m / "explain.json")
-            | read_json(args.reports / m / "explain_timing.json"),
+            "metrics": read_json(args.reports / m / layout.METRICS),
+            "explain_metrics": read_json(args.reports / m / layout.EXPLAIN_METRICS)
+            | read_json(args.reports / m / layout.EXPLAIN_TIMING),
             "confusion_png": (args.plots / "confusion" / args.dataset / f"{m}.png").read_bytes(),
             "roc": pd.read_csv(args.plots / "roc" / args.dataset / f"{m}.csv"),
             "history": pd.read_csv(args.plots / "history" / args.dataset / f"{m}.csv"),
-            "features_png": (ex_dir / "features.png").read_bytes(),
-            "heatmap_png": (ex_dir / "heatmap.png").read_bytes(),
+            "features_png": (ex_dir / layout.FEATURES_PNG).read_bytes(),
+            "heatmap_png": (ex_dir / layout.HEATMAP_PNG).read_bytes(),
             "explanations": explanations,
-            "sp_pick": read_json(ex_dir / "sp_pick.json")["review_ids"],
-            "global_words": pd.read_csv(ex_dir / "global_words.csv", keep_default_na=False),
+            "sp_pick": read_json(ex_dir / layout.SP_PICK)["review_ids"],
+            "global_words": pd.read_csv(ex_dir / layout.GLOBAL_WORDS, keep_default_na=False),
         }
     data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
-    data["lollipop_png"] = (args.reports / "correlate" / "lollipop.png").read_bytes()
-    data["suspicious"] = pd.read_csv(args.reports / "correlate" / "suspicious_words.csv", keep_default_na=False)
-    data["correlate_metrics"] = read_json(args.reports / "correlate.json")
+    data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()
+    data["suspicious"] = pd.read_csv(args.reports / "correlate" / layout.SUSPICIOUS_WORDS, keep_default_na=False)
+    data["correlate_metrics"] = read_json(args.reports / layout.CORRELATE_METRICS)
     return data
 
 

@@ -11,34 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from stages.common import cli
-from stages.common.cli import DataError
+from stages.common.config import SelectConfig
+from stages.common.errors import DataError
 from stages.common.io import write_json
-from stages.common.params import check, load_params, parse, seed_from
+from stages.common.params import load_params, parse, seed_from
 from stages.common.store import read_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SelectConfig:
-    """``select:`` params."""
-
-    method: Literal["first", "random", "misclassified", "submodular"] = "random"
-    n_reviews: int = 10
-    pool_size: int = 30
-
-    def validate(self, path: str) -> None:
-        """Impossible values fail with the key path."""
-        check(self.n_reviews >= 1, f"{path}.n_reviews", f"must be >= 1, got {self.n_reviews}")
-        check(self.pool_size >= self.n_reviews, f"{path}.pool_size", "must be >= n_reviews")
 
 
 def select_reviews(test_ids: Sequence[str], wrong_ids: set[str], cfg: SelectConfig, seed: int) -> list[str]:

@@ -21,10 +21,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stages.common import cli
+from stages.common import cli, layout
+from stages.common.config import EvaluateConfig, TrackConfig
+from stages.common.errors import DataError, TrackingError
 from stages.common.io import read_json, write_json
-from stages.common.params import ParamsError, flatten, load_params, section
-from stages.common.store import FEATURIZER_FILE
+from stages.common.params import flatten, load_params, parse, section
 from stages.common.tracking import (
     MlflowTracker,
     ModelArtifact,
@@ -156,21 +157,21 @@ def load_model_state(
     plot_files = [f for d in plot_dirs for f in sorted(Path(d).glob(f"{name}.*")) if f.is_file()]
     history = next((f for f in plot_files if f.suffix == ".csv" and f.read_text().startswith("epoch,")), None)
     if history is None:
-        raise cli.DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
-    explain_files = [model_reports / "explain.json", model_reports / "explain_timing.json"]
+        raise DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
+    explain_files = [model_reports / layout.EXPLAIN_METRICS, model_reports / layout.EXPLAIN_TIMING]
     return ModelState(
         name=name,
-        summary=read_json(model_reports / "train.json"),
-        metrics=read_json(model_reports / "metrics.json"),
+        summary=read_json(model_reports / layout.TRAIN_SUMMARY),
+        metrics=read_json(model_reports / layout.METRICS),
         explain={k: v for f in explain_files if f.is_file() for k, v in read_json(f).items()},
         history=pd.read_csv(history),
         artifacts=_files(model_reports, "")
         + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
         + _files(reports / "explain" / name, "explain")
         + ([(f, "explain") for f in sorted(html_dir.glob(f"{name}_*.html"))] if html_dir else [])
-        + [(features_dir / name / FEATURIZER_FILE, "")],
+        + [(features_dir / name / layout.FEATURIZER, "")],
         model_file=models_dir / f"{name}.keras",
-        featurizer_file=features_dir / name / FEATURIZER_FILE,
+        featurizer_file=features_dir / name / layout.FEATURIZER,
     )
 
 
@@ -187,18 +188,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    registry = (params.get("track") or {}).get("register") or {}
-    if registry and (registry.get("direction", "max") not in ("max", "min") or not registry.get("metric")):
-        raise ParamsError("track.register: needs a metric and a direction of max or min")
+    cfg = parse(TrackConfig, params.get("track") or {}, "track")
     model_names = section(params, "models")
-    prefix = (params.get("track") or {}).get("experiment_prefix", "sentiment")
-    threshold = float((params.get("evaluate") or {}).get("threshold", 0.5))
-    card_path = args.reports / "data_card.json"
+    threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
+    card_path = args.reports / layout.DATA_CARD
     card = read_json(card_path)
     lock = yaml.safe_load(args.lock.read_text(encoding="utf-8")) if args.lock.is_file() else {}
     states = [load_model_state(m, args.reports, args.models, args.features, args.plots, args.html) for m in model_names]
-    correlate_file = args.reports / "correlate.json"
-    report = args.html / "report.html" if args.html else None
+    correlate_file = args.reports / layout.CORRELATE_METRICS
+    report = args.html / layout.REPORT if args.html else None
     run_files = [args.params, args.lock, card_path, Path("dvc.yaml"), correlate_file, report]
     run_artifacts = [(f, "") for f in run_files if f is not None and f.is_file()]
     run_artifacts += _files(args.reports / "correlate", "correlate")
@@ -215,24 +213,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         threshold=threshold,
     )
     uri = default_tracking_uri()
-    experiment = f"{prefix}-{args.dataset}"
+    experiment = f"{cfg.experiment_prefix}-{args.dataset}"
     tracker = MlflowTracker(uri, artifact_root=project_root() / "mlartifacts")
     try:
         ids = track(args.dataset, plan, tracker, experiment)
     except Exception as exc:
-        raise cli.TrackingError(
+        raise TrackingError(
             f"could not record the run in MLflow at {_redact(uri)} ({type(exc).__name__}: {exc}). "
             "The DVC outputs are kept; once the tracking server is reachable, record this state with "
             f"`dvc repro --force --single-item track@{args.dataset}` (or `make track`)."
         ) from exc
     champion = None
-    if registry:
+    if cfg.register is not None:
         try:
             champion = tracker.register_best(
-                experiment, experiment, f"test_{registry['metric']}", registry.get("direction", "max")
+                experiment, experiment, f"test_{cfg.register.metric}", cfg.register.direction
             )
         except Exception as exc:
-            raise cli.TrackingError(
+            raise TrackingError(
                 f"the runs are recorded, but registering the best model in {_redact(uri)} failed "
                 f"({type(exc).__name__}: {exc}); re-run `dvc repro --force --single-item track@{args.dataset}`."
             ) from exc

@@ -20,9 +20,8 @@ import pandas as pd
 
 from stages.common import cli
 from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
-from stages.common.io import atomic_path, features_to_npz, npz_bytes
 from stages.common.params import load_params, parse, section
-from stages.common.store import FEATURIZER_FILE, read_table
+from stages.common.store import read_table, transform_splits, write_features
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +31,6 @@ def vectorize(table: pd.DataFrame, cfg: FeaturizerConfig) -> tuple[Featurizer, d
     train = table[table["split"] == "train"]
     featurizer = fit_featurizer(train["text"].tolist(), cfg)
     return featurizer, transform_splits(table, featurizer)
-
-
-def transform_splits(table: pd.DataFrame, featurizer: Featurizer) -> dict[str, dict[str, np.ndarray]]:
-    """Both splits through a fitted featurizer, as the arrays of ``<split>.npz``. Pure."""
-    splits: dict[str, dict[str, np.ndarray]] = {}
-    for split in ("train", "test"):
-        part = table[table["split"] == split]
-        arrays = features_to_npz(featurizer.transform(part["text"].tolist()))
-        arrays["y"] = part["label"].to_numpy(dtype=np.int8)
-        arrays["id"] = part["id"].to_numpy(dtype=str)
-        splits[split] = arrays
-    return splits
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -66,15 +53,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         len(splits["test"]["y"]),
     )
     write_features(args.out, featurizer, splits)
-
-
-def write_features(out: Path, featurizer: Featurizer, splits: dict[str, dict[str, np.ndarray]]) -> None:
-    """Write a features directory atomically: ``featurizer.json`` plus ``<split>.npz``."""
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        (tmp / FEATURIZER_FILE).write_text(featurizer.to_json(), encoding="utf-8")
-        for split, arrays in splits.items():
-            (tmp / f"{split}.npz").write_bytes(npz_bytes(arrays))
 
 
 if __name__ == "__main__":

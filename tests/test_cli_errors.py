@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,29 @@ def test_a_bad_registry_param_fails_track_before_mlflow_is_touched(tmp_path: Pat
     proc = stage("track", tmp_path, "--params", str(params), "--dataset", "imdb", "--reports", "r", "--models", "m",
                  "--features", "f", "--out", "o.json")  # fmt: skip
     assert proc.returncode == 1
-    assert "track.register: needs a metric and a direction of max or min" in proc.stderr
+    assert "track.register.direction: 'up' is not one of 'max', 'min'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == [params]  # no mlflow.db, no output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mlp__dropuot": 0.3}, "mlp.dropuot: unknown key"),
+        ({"mlp__dropout": 1.5}, "mlp.dropout: must be in [0, 1), got 1.5"),
+        ({"explain__num_samples": -5}, "explain.num_samples: must be >= 10, got -5"),
+        ({"correlate__top_n": 0}, "correlate.top_n: must be >= 1, got 0"),
+        ({"track__register": {"metric": "accuracy", "direction": "up"}}, "track.register.direction"),
+    ],
+)
+def test_a_typo_anywhere_in_params_fails_the_first_stage_before_it_works(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    """prepare runs first in `dvc repro`: a bad value in any other stage's section stops it, no output."""
+    params = params_with(tmp_path, **change)
+    proc = stage("prepare", tmp_path, "--params", str(params), "--dataset", "yelp", "--out", "o.parquet",
+                 "--card", "c.json", "--download-dir", "raw")  # fmt: skip
+    assert proc.returncode == 1
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [params]

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.correlate import CorrelateConfig, cross_check, lollipop_png, phi, word_label_correlation
+from stages.common.config import CorrelateConfig
+from stages.correlate import cross_check, lollipop_png, phi, word_label_correlation
 
 TEXTS = ["good film", "good fun", "bad film", "bad plot good", "dull plot"]
 LABELS = np.array([1, 1, 0, 0, 0])

@@ -49,6 +49,20 @@ def test_each_stage_runs_its_module_and_depends_on_shared_code(stages) -> None:
         deps = {d.def_path for d in stage.deps}
         assert f"stages/{kind}.py" in deps, stage.name
         assert "stages/common" in deps, stage.name
+        assert {d for d in deps if d.startswith("stages/")} == {f"stages/{kind}.py", "stages/common"}, stage.name
+
+
+def test_no_stage_imports_another_stage_tools_or_bench() -> None:
+    """Code that stages share lives in stages/common, so each stage's deps are its module and that."""
+    for path in (ROOT / "stages").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                assert not name.startswith(("tools", "bench")), f"{path.name} imports {name}"
+                if name.startswith("stages.") and not name.startswith("stages.common"):
+                    assert False, f"{path.name} imports {name}"
 
 
 def test_declared_params_exist(stages) -> None:
@@ -100,7 +114,8 @@ def test_each_finetune_stage_depends_on_exactly_its_own_values(stages) -> None:
     else of the section: changing ``finetune.learning_rate.lstm`` re-runs the LSTM's fine-tune only."""
     import dataclasses
 
-    from stages.finetune import PER_MODEL, FinetuneConfig
+    from stages.common.config import FinetuneConfig
+    from stages.finetune import PER_MODEL
 
     per_model = set(PER_MODEL)
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"targets"} - per_model

@@ -39,7 +39,6 @@ TINY = {
         "architecture": "lstm",
         "embedding_dim": 8,
         "units": 4,
-        "bag_bigram_buckets": 256,  # the pair table's code path, at a tiny model's size
         "epochs": 1,
         "batch_size": 32,
         "validation_split": 0.25,
@@ -182,6 +181,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         for m in ("mlp", "lstm"):
             metrics = json.loads((proj / f"reports/{d}/{m}/metrics.json").read_text())
             assert {"accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "confusion"} <= set(metrics)
+            assert {"accuracy", "balanced_accuracy", "roc_auc", "flipped"} == set(metrics["shuffled_words"])
             assert (proj / f"data/models/{d}/{m}.keras").is_file()
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
@@ -197,13 +197,14 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         assert ids["mlp"] == ids["lstm"]  # both models explained on the same reviews
         assert (proj / f"reports/{d}/correlate/correlations.csv").is_file()
         page = (proj / f"reports/html/{d}/report.html").read_text()
-        assert "SP-LIME" in page and "<script" not in page
+        assert "SP-LIME" in page and "words shuffled" in page and "<script" not in page
         # pages that quote review text are DVC-cached, never committed to git
         for html_page in (f"reports/html/{d}/report.html", f"reports/html/{d}/lstm_explanations.html"):
             run(proj, "git", "check-ignore", "-q", html_page)
     shown = json.loads(dvc(proj, "metrics", "show", "--json"))
     files = next(iter(shown.values()))["data"]
     assert {f"reports/{d}/{m}/metrics.json" for d in ("imdb", "yelp") for m in ("mlp", "lstm")} <= set(files)
+    assert "accuracy" in files["reports/imdb/lstm/metrics.json"]["data"]["shuffled_words"]
 
     # MLflow: per dataset one parent run and a child per model, with params, metrics, curves, models
     runs = mlflow_runs(proj)
@@ -214,6 +215,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert lstm.data.params["lstm.units"] == "4"
     assert lstm.data.params["base.seed"] == str(yaml.safe_load((proj / "params.yaml").read_text())["base"]["seed"])
     assert 0.0 <= lstm.data.metrics["test_accuracy"] <= 1.0
+    assert 0.0 <= lstm.data.metrics["test_shuffled_words.accuracy"] <= 1.0
     assert lstm.data.tags["dvc.md5.data/prepared/imdb.parquet"]
     assert lstm.data.tags["mlflow.source.git.commit"] == run(proj, "git", "rev-parse", "HEAD").strip()
 

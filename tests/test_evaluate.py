@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.common.cli import DataError
-from stages.evaluate import EvaluateConfig, confusion_png, evaluate_predictions
+from stages.common.config import EvaluateConfig
+from stages.common.errors import DataError
+from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer
+from stages.evaluate import confusion_png, evaluate_predictions, order_sensitivity, shuffled_features
 
 
 def test_metrics_match_a_hand_computed_example() -> None:
@@ -53,3 +55,42 @@ def test_one_class_is_a_clear_error() -> None:
 def test_confusion_png_is_a_png() -> None:
     m = evaluate_predictions(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.6, 0.4]), EvaluateConfig()).metrics
     assert confusion_png(m, "t").startswith(b"\x89PNG")
+
+
+TEXTS = [
+    "the plot was not good at all and the acting was worse",
+    "a wonderful film with a great cast and a clever script",
+    "short",
+    "",
+]
+
+
+def test_shuffled_words_keep_each_reviews_words_in_another_order() -> None:
+    seq = fit_featurizer(TEXTS, FeaturizerConfig(kind="seq", max_tokens=50, maxlen=6))
+    plain = seq.transform(TEXTS)
+    shuffled = shuffled_features(seq, TEXTS, seed=3)
+    for a, b in zip(plain, shuffled, strict=True):  # the same words the model reads (the last 6), padding kept
+        assert sorted(a.tolist()) == sorted(b.tolist())
+        assert (a == 0).sum() == (b == 0).sum()
+    assert not np.array_equal(plain[:2], shuffled[:2])
+    np.testing.assert_array_equal(shuffled, shuffled_features(seq, TEXTS, seed=3))  # seeded
+    assert not np.array_equal(shuffled, shuffled_features(seq, TEXTS, seed=4))
+
+    bow = fit_featurizer(TEXTS, FeaturizerConfig(kind="bow", max_tokens=200, ngram_range=(1, 2)))
+    words = bow.vocabulary.index("not good")
+    moved = shuffled_features(bow, TEXTS, seed=3)
+    unigrams = [i for i, t in enumerate(bow.vocabulary) if " " not in t]
+    np.testing.assert_array_equal(moved[:, unigrams].toarray(), bow.transform(TEXTS)[:, unigrams].toarray())
+    assert moved[0, words] == 0  # "not good" is a pair of the review as written only
+    batch = TokenBatch.from_texts(TEXTS)
+    assert bow.shuffle_words(batch, 3).rows.tolist() == batch.rows.tolist()
+
+
+def test_order_sensitivity_against_a_hand_computed_example() -> None:
+    y = np.array([1, 1, 0, 0])
+    plain = np.array([0.9, 0.8, 0.2, 0.1])
+    shuffled = np.array([0.6, 0.4, 0.7, 0.1])  # one positive and one negative flip
+    m = order_sensitivity(y, plain, shuffled, threshold=0.5)
+    assert m["accuracy"] == 0.5 and m["flipped"] == 0.5 and m["balanced_accuracy"] == 0.5
+    assert m["roc_auc"] == pytest.approx(0.5)  # of 4 pairs: 0.6>0.1, 0.4>0.1 right; 0.6<0.7, 0.4<0.7 wrong
+    assert order_sensitivity(y, plain, plain, 0.5)["flipped"] == 0.0

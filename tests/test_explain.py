@@ -7,19 +7,12 @@ import pandas as pd
 import pytest
 
 from stages.common import render
-from stages.common.explaining import (
-    Explanation,
-    TextModel,
-    deletion_curves,
-    explain_text,
-    jaccard,
-    remove_words,
-    review_seed,
-    submodular_pick,
-)
+from stages.common.config import ExplainConfig, SelectConfig
+from stages.common.explaining import Explanation, TextModel, explain_text, review_seed
 from stages.common.features import Featurizer, FeaturizerConfig
-from stages.explain import ExplainConfig, explain_reviews, features_png, global_importance, heatmap_png, highlight_html
-from stages.select import SelectConfig, select_reviews
+from stages.common.trust import deletion_curves, jaccard, remove_words, submodular_pick
+from stages.explain import explain_reviews, features_png, global_importance, heatmap_png, highlight_html
+from stages.select import select_reviews
 
 WEIGHTS = {"great": 3.0, "awful": -3.0, "fun": 1.0}
 

@@ -78,7 +78,7 @@ def test_sequences_use_reserved_ids() -> None:
 
 
 def test_a_sequence_vocabulary_gains_frequent_new_words_after_its_own() -> None:
-    from stages.common.params import ParamsError
+    from stages.common.errors import ParamsError
 
     f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4))  # movie, good
     target = ["tasty food, good", "food was tasty", "rude food", "rude staff, bad food", "bad"]

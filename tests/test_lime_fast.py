@@ -8,17 +8,13 @@ import scipy.sparse as sp
 from lime.lime_text import IndexedString
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.common.explaining import (
-    SPLIT_EXPRESSION,
-    TextModel,
-    encode_masked,
-    encode_samples,
-    explain_text,
-    word_tokens,
-)
+from stages.common.config import ModelConfig
+from stages.common.explaining import TextModel, explain_text
 from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer, token_spans, tokenize
 from stages.common.lime_fast import fast_lime_base_class, legacy_removals, weighted_r2, weighted_ridge
-from stages.common.models import ModelConfig, build_model, fast_predictor, predict_proba
+from stages.common.lime_samples import SPLIT_EXPRESSION, encode_masked, encode_samples, word_tokens
+from stages.common.models import build_model
+from stages.common.prediction import fast_predictor, predict_proba
 from tests.synthetic import reviews_frame
 
 # markup, case, apostrophes, underscores, digits, non-ASCII letters, repeats

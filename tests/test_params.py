@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.common.config import DatasetConfig, ModelConfig
+from stages.common.errors import ParamsError
 from stages.common.features import FeaturizerConfig
-from stages.common.models import ModelConfig
-from stages.common.params import ParamsError, flatten, load_params, parse, section, seed_from
-from stages.prepare import DatasetConfig
+from stages.common.params import flatten, load_params, parse, section, seed_from
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +44,7 @@ def test_project_params_parse() -> None:
         (ModelConfig, {"architecture": "mlp", "hidden_units": []}, "lstm.hidden_units: an MLP needs"),
         (ModelConfig, {"architecture": "lstm", "dropout": 1.5}, "lstm.dropout: must be in [0, 1)"),
         (ModelConfig, {"units": 3}, "lstm.architecture: required key is missing"),
-        (ModelConfig, {"architecture": "lstm", "bag_pooling": "max"}, "lstm.bag_pooling: 'max' is not one of"),
-        (ModelConfig, {"architecture": "lstm", "bag_bigram_buckets": -1}, "lstm.bag_bigram_buckets: must be >= 0"),
+        (ModelConfig, {"architecture": "lstm", "pooling": "max"}, "lstm.pooling: 'max' is not one of"),
         (FeaturizerConfig, {"kind": "seq", "max_tokens": 10, "maxlen": 0}, "lstm.maxlen: must be > 0"),
         (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "skip_top": 10}, "lstm.skip_top: must be smaller"),
         (FeaturizerConfig, {"kind": "bow", "max_tokens": 10, "ngram_range": [2, 1]}, "lstm.ngram_range"),
@@ -98,7 +97,8 @@ def test_layout_is_checked_on_load(tmp_path: Path, text: str, message: str) -> N
 
 
 def test_each_dataset_learns_one_way() -> None:
-    from stages.common.params import ParamsError, check_layout
+    from stages.common.errors import ParamsError
+    from stages.common.params import check_layout
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     for change, fragment in (

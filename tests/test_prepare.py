@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.cli import DataError
-from stages.prepare import DatasetConfig, data_card, prepare_reviews, read_aclimdb, read_reviews_file
+from stages.common.config import DatasetConfig
+from stages.common.errors import DataError
+from stages.prepare import data_card, prepare_reviews, read_aclimdb, read_reviews_file
 from tests.synthetic import aclimdb_members, write_tar
 
 IMDB = DatasetConfig(format="aclimdb", source="unused")
@@ -149,3 +150,30 @@ def test_data_card_counts(yelp_csv: Path) -> None:
     assert card["splits"]["train"]["positive"] == int(((df.split == "train") & (df.label == 1)).sum())
     assert card["text_chars"]["max"] == int(df["text"].str.len().max())
     assert card["positive_fraction"] == pytest.approx(float(np.mean(df["label"])), abs=1e-6)
+
+
+def test_an_outsized_review_is_refused_by_its_header_before_it_is_read(tmp_path: Path, monkeypatch) -> None:
+    import tarfile
+
+    members = aclimdb_members(per_class=2)
+    members["aclImdb/train/pos/7_9.txt"] = b"great " * 1000
+    archive = write_tar(tmp_path / "big.tar.gz", members)
+    read: list[str] = []
+    real = tarfile.TarFile.extractfile
+
+    def spy(self, member):
+        read.append(member.name)
+        return real(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", spy)
+    with pytest.raises(DataError, match=r"big\.tar\.gz: review 'train/pos/7_9' is 6,000 bytes, over prepare\.max"):
+        read_aclimdb(archive, max_review_bytes=5000)
+    assert "aclImdb/train/pos/7_9.txt" not in read  # refused from its size, never read into memory
+    assert len(read_aclimdb(archive, max_review_bytes=6000)) == 9
+
+
+def test_an_outsized_review_in_a_table_names_its_row(yelp_csv: Path) -> None:
+    raw = read_reviews_file(yelp_csv)
+    raw.loc[3, "text"] = "é" * 600  # 1,200 bytes of UTF-8
+    with pytest.raises(DataError, match=r"row 3: review '3' is 1,200 bytes, over prepare\.max_review_bytes \(1,000\)"):
+        prepare_reviews(raw, YELP, seed=0, max_review_bytes=1000)

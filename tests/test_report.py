@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from stages.common.config import EvaluateConfig
 from stages.correlate import lollipop_png
-from stages.evaluate import EvaluateConfig, confusion_png, evaluate_predictions
+from stages.evaluate import confusion_png, evaluate_predictions, order_sensitivity
 from stages.report import build_report
 
 PNG = lollipop_png(pd.DataFrame({"word": ["a", "b"], "correlation": [0.1, -0.1]}), 1, "t")
@@ -13,6 +15,9 @@ PNG = lollipop_png(pd.DataFrame({"word": ["a", "b"], "correlation": [0.1, -0.1]}
 
 def _inputs() -> dict:
     ev = evaluate_predictions([0, 1, 0, 1], [0.2, 0.8, 0.6, 0.4], EvaluateConfig())
+    ev.metrics["shuffled_words"] = order_sensitivity(
+        np.array([0, 1, 0, 1]), np.array([0.2, 0.8, 0.6, 0.4]), np.array([0.3, 0.4, 0.6, 0.1]), 0.5
+    )
     explanation = {
         "review_id": "test/pos/1_9",
         "label": 1,
@@ -54,5 +59,6 @@ def test_report_is_self_contained_and_escapes_reviews() -> None:
     assert "&lt;" in page and "&lt;b&gt;great&lt;/b&gt;" in page
     assert page.count("data:image/png;base64,") >= 8  # every chart embedded
     assert "src='http" not in page and "href=" not in page
-    for text in ("accuracy", "roc_auc", "comprehensiveness", "SP-LIME", "Suspicious words"):
+    assert "<td>0.2500</td>" in page  # the shuffled reviews' accuracy: one of four right
+    for text in ("accuracy", "roc_auc", "words shuffled", "comprehensiveness", "SP-LIME", "Suspicious words"):
         assert text in page

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stages.common.io import load_npz
-from stages.common.models import load_model
+from stages.common.persistence import load_model
 
 
 def test_models_load_in_keras_safe_mode(tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ def test_predict_gives_label_probability_and_top_words(tmp_path: Path) -> None:
 def test_predict_cli_on_a_local_pipeline_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.common.models import ModelConfig, build_model
+    from stages.common.config import ModelConfig
+    from stages.common.models import build_model
 
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"vars": [{"paths": {"models": "m", "features": "f"}}]}))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -117,8 +117,9 @@ def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
 
 
 def _logged_model(tmp_path: Path, seed: int):
+    from stages.common.config import ModelConfig
     from stages.common.features import FeaturizerConfig, fit_featurizer
-    from stages.common.models import ModelConfig, build_model, configure_determinism
+    from stages.common.models import build_model, configure_determinism
 
     f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10))
     configure_determinism(seed)

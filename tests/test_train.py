@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from stages.common.config import ModelConfig
+from stages.common.errors import ParamsError
 from stages.common.features import FeaturizerConfig, fit_featurizer
-from stages.common.models import ModelConfig, load_model, predict_proba
-from stages.common.params import ParamsError, parse
-from stages.train import train_model, validation_indices
+from stages.common.params import parse
+from stages.common.persistence import load_model
+from stages.common.prediction import predict_proba
+from stages.common.training import train_model, validation_indices
 from tests.synthetic import reviews_frame
 
 MLP = ModelConfig(
@@ -52,7 +55,7 @@ def _fit(cfg: ModelConfig, kind: str, corpus, seed: int):
     texts, y = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24))
     X = f.transform(texts)
-    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24 if kind == "seq" else None, seed=seed)
+    result = train_model(cfg, X, y, input_dim=f.input_dim, seed=seed)
     return result, predict_proba(result.model, X)
 
 
@@ -73,43 +76,6 @@ def test_mlp_learns_the_generated_cues(corpus) -> None:
     result, proba = _fit(cfg, "bow", corpus, seed=0)
     accuracy = float(((proba >= 0.5) == corpus[1]).mean())
     assert accuracy > 0.9, result.history
-
-
-def test_label_smoothing_and_balanced_class_weights_change_what_is_learned(corpus) -> None:
-    cfg = MLP_FIT
-    _, plain = _fit(cfg, "bow", corpus, seed=0)
-    _, smoothed = _fit(dataclasses.replace(cfg, label_smoothing=0.2), "bow", corpus, seed=0)
-    # the targets become 0.1 and 0.9: the smoothed model's predictions stop short of 0 and 1
-    confidence, smoothed_confidence = np.median(np.abs(plain - 0.5)), np.median(np.abs(smoothed - 0.5))
-    assert smoothed_confidence < 0.43 < confidence, (smoothed_confidence, confidence)
-    assert smoothed.max() < 0.95 < plain.max()
-    # one negative review in five kept: balanced weights count the few negatives as much as the positives
-    texts, y = corpus
-    keep = np.flatnonzero((y == 1) | (np.arange(len(y)) % 5 == 0))
-    skewed = ([texts[i] for i in keep], y[keep])
-    short = dataclasses.replace(cfg, epochs=2)
-    _, unweighted = _fit(short, "bow", skewed, seed=0)
-    _, balanced = _fit(dataclasses.replace(short, class_weight="balanced"), "bow", skewed, seed=0)
-    assert balanced.mean() < unweighted.mean() - 0.02, (balanced.mean(), unweighted.mean())
-    for key, value, error in (("label_smoothing", 1.0, r"must be in \[0, 1\)"), ("class_weight", "x", "balanced")):
-        with pytest.raises(ParamsError, match=rf"mlp\.{key}.*{error}"):
-            parse(ModelConfig, {**dataclasses.asdict(cfg), key: value}, "mlp")
-
-
-def test_class_weight_reaches_the_embedding_warmup_too(corpus, monkeypatch) -> None:
-    import stages.train as train_stage
-
-    weights: list[str] = []
-    real_fit = train_stage._fit
-
-    def spy(*args, **kwargs):
-        weights.append(kwargs["class_weight"])
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(train_stage, "_fit", spy)
-    cfg = dataclasses.replace(LSTM, embedding_warmup_epochs=1, class_weight="balanced")
-    _fit(cfg, "seq", corpus, seed=1)
-    assert weights == ["balanced", "balanced"]  # the warm-up, then the LSTM
 
 
 def test_early_stopping_restores_the_best_epoch(corpus) -> None:
@@ -152,7 +118,7 @@ def test_saved_model_bytes_depend_on_the_model_alone(tmp_path: Path, corpus) -> 
     import time
     import zipfile
 
-    from stages.common.models import save_model
+    from stages.common.persistence import save_model
 
     # the same training twice: the same weights in new Python objects (other addresses)
     (first, proba), (second, _) = _fit(MLP, "bow", corpus, seed=1), _fit(MLP, "bow", corpus, seed=1)
@@ -184,11 +150,12 @@ def _target_table(texts: list[str], y: np.ndarray) -> pd.DataFrame:
 
 
 def test_finetune_starts_from_the_source_model_and_vocabulary(corpus) -> None:
-    from stages.finetune import FinetuneConfig, finetune
+    from stages.common.config import FinetuneConfig
+    from stages.finetune import finetune
 
     texts, y = corpus
     f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
-    source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
+    source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, early_stopping_patience=None)
     _, splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
@@ -212,11 +179,12 @@ def test_a_distribution_strategy_is_a_param(corpus) -> None:
 
 
 def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
-    from stages.finetune import FinetuneConfig, finetune
+    from stages.common.config import FinetuneConfig
+    from stages.finetune import finetune
 
     texts, y = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
-    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
+    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
     cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.0005, epochs=1)
     _, _, result = finetune(target, f, source, MLP, cfg, seed=1)
@@ -224,12 +192,13 @@ def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
 
 
 def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
-    from stages.common.params import ParamsError, parse
-    from stages.finetune import FinetuneConfig, finetune
+    from stages.common.config import FinetuneConfig
+    from stages.common.params import parse
+    from stages.finetune import finetune
 
     texts, y = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
-    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
+    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
     raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.0005}, "epochs": 1}
     cfg = parse(FinetuneConfig, raw, "finetune")
@@ -257,13 +226,14 @@ def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
 def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     """``soup: 2`` keeps one model whose weights are the mean of the fine-tunes at seeds s and s + 1,
     each of which is exactly what ``soup: 1`` gives at that seed; a size below 1 fails naming its key."""
+    from stages.common.config import FinetuneConfig
     from stages.common.io import features_from_npz
-    from stages.common.params import ParamsError, parse
-    from stages.finetune import FinetuneConfig, finetune
+    from stages.common.params import parse
+    from stages.finetune import finetune
 
     texts, y = corpus
     f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
-    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seq_len=None, seed=1).model
+    source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     start = source.get_weights()
     target = _target_table(texts, y)
     ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1)
@@ -320,173 +290,19 @@ def test_weight_soup_is_the_exact_mean_and_holds_two_models_at_most() -> None:
     assert weight_soup([one]) is one and np.array_equal(one.weights[0], np.ones(3))
 
 
-def test_embedding_warmup_then_frozen_embedding(corpus, tmp_path: Path) -> None:
-    """The bag-of-embeddings warm-up learns the word vectors; a frozen embedding keeps them while the LSTM trains."""
-    import dataclasses
-
-    import keras
-
-    texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
-    X = f.transform(texts)
-    cfg = dataclasses.replace(LSTM, embedding_warmup_epochs=2, freeze_embedding=True, epochs=2)
-    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24, seed=4)
-    assert 0.0 <= result.summary["embedding_warmup_val_accuracy"] <= 1.0
-    embedding = result.model.get_layer("embedding")
-    assert not embedding.trainable
-
-    # frozen: without a warm-up the embedding stays at its seeded random start; the warm-up moved it
-    from stages.common.models import build_model, configure_determinism
-
-    cold = train_model(
-        dataclasses.replace(cfg, embedding_warmup_epochs=0), X, y, input_dim=f.input_dim, seq_len=24, seed=4
-    )
-    configure_determinism(4)
-    start = build_model(dataclasses.replace(cfg, embedding_warmup_epochs=0), input_dim=f.input_dim)
-    random_start = keras.ops.convert_to_numpy(start.get_layer("embedding").embeddings)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(cold.model.get_layer("embedding").embeddings), random_start
-    )
-    final = keras.ops.convert_to_numpy(embedding.embeddings)
-    assert not np.allclose(final, random_start, atol=1e-3)
-    assert not np.array_equal(predict_proba(cold.model, X), predict_proba(result.model, X))
-
-    # saved and loaded in safe mode, still frozen; a fine-tune from it starts from the same weights
-    path = tmp_path / "lstm.keras"
-    result.model.save(path)
-    loaded = load_model(path)
-    assert not loaded.get_layer("embedding").trainable
-    np.testing.assert_allclose(predict_proba(loaded, X), predict_proba(result.model, X), rtol=1e-6)
-    tuned = train_model(
-        dataclasses.replace(cfg, epochs=1), X, y, input_dim=f.input_dim, seq_len=24, seed=4, initial=loaded
-    )
-    assert "embedding_warmup_val_accuracy" not in tuned.summary  # no warm-up when starting from a model
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(tuned.model.get_layer("embedding").embeddings), final)
-
-
-@pytest.mark.parametrize("freeze", [True, False])
-def test_finetune_refines_a_frozen_source_embedding_unless_told_not_to(corpus, freeze: bool) -> None:
-    import dataclasses
-
-    import keras
-
-    from stages.finetune import FinetuneConfig, finetune
-
-    texts, y = corpus
-    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
-    frozen = dataclasses.replace(
-        LSTM, freeze_embedding=True, bag_of_embeddings=True, embedding_warmup_epochs=1, bag_bigram_buckets=32
-    )
-    source = train_model(frozen, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
-    cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, freeze_embedding=freeze)
-    _, _, result = finetune(_target_table(texts, y), f, source, frozen, cfg, seed=1)
-    before = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
-    after = keras.ops.convert_to_numpy(result.model.get_layer("embedding").embeddings)
-    assert result.model.get_layer("embedding").trainable is not freeze
-    assert np.array_equal(before, after) is freeze
-    pairs_before = keras.ops.convert_to_numpy(source.get_layer("word_pairs").table)
-    pairs_after = keras.ops.convert_to_numpy(result.model.get_layer("word_pairs").table)
-    assert result.model.get_layer("word_pairs").trainable is not freeze  # the word-pair vectors follow
-    assert np.array_equal(pairs_before, pairs_after) is freeze
-
-
-@pytest.mark.parametrize(("pooling", "buckets"), [("mean", 0), ("sqrt_n", 0), ("sqrt_n", 64)])
-def test_bag_of_embeddings_path_starts_as_the_warmup_and_the_lstm_adds_to_it(
-    corpus, tmp_path: Path, pooling: str, buckets: int
-) -> None:
-    """``bag_of_embeddings``: handed the warm-up (word-pair vectors included), the LSTM model predicts
-    exactly what the warm-up did (the LSTM's share of the output starts at zero); training then moves
-    that share."""
-    import dataclasses
-
-    import keras
-
-    from stages.common.models import build_embedding_warmup, build_model, configure_determinism, fast_predictor
-    from stages.train import hand_over_warmup
-
-    texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
-    X = f.transform(texts)
-    cfg = dataclasses.replace(
-        LSTM,
-        bidirectional=True,
-        pooling="mean",
-        bag_of_embeddings=True,
-        embedding_warmup_epochs=1,
-        epochs=2,
-        bag_pooling=pooling,
-        bag_bigram_buckets=buckets,
-    )
-    configure_determinism(5)
-    warmup = build_embedding_warmup(cfg, input_dim=f.input_dim)
-    warmup.fit(X, y.astype(np.float32), epochs=1, batch_size=32, verbose=0)
-    model = build_model(cfg, input_dim=f.input_dim)
-    assert not np.allclose(predict_proba(model, X), predict_proba(warmup, X), atol=1e-4)
-    hand_over_warmup(warmup, model)
-    np.testing.assert_allclose(predict_proba(model, X), predict_proba(warmup, X), rtol=1e-5, atol=1e-6)
-    lstm_share = model.get_layer("proba").get_weights()[0][: 2 * cfg.units]
-    assert not lstm_share.any()
-
-    result = train_model(cfg, X, y, input_dim=f.input_dim, seq_len=24, seed=5)
-    trained_share = result.model.get_layer("proba").get_weights()[0][: 2 * cfg.units]
-    assert np.abs(trained_share).max() > 0  # the LSTM now contributes
-    path = tmp_path / "hybrid.keras"
-    result.model.save(path)
-    loaded = load_model(path)  # safe mode: standard layers and the registered stages.common.layers
-    expected = predict_proba(result.model, X)
-    np.testing.assert_allclose(predict_proba(loaded, X), expected, rtol=1e-5, atol=1e-6)
-    # LIME's fast path drops all-padding columns: the masked bag and LSTM paths agree with predict
-    np.testing.assert_allclose(fast_predictor(loaded)(X), expected, rtol=1e-4, atol=1e-5)
-    assert keras.ops.convert_to_numpy(loaded.get_layer("embedding").embeddings).shape[1] == cfg.embedding_dim
-    layers = {layer.name for layer in loaded.layers}
-    assert ("word_pairs" in layers) is (buckets > 0)
-    if buckets:  # the pair table learns (or stays fixed) with the word vectors
-        assert loaded.get_layer("word_pairs").trainable is loaded.get_layer("embedding").trainable
-        assert keras.ops.convert_to_numpy(loaded.get_layer("word_pairs").table).shape == (buckets, cfg.embedding_dim)
-
-
-@pytest.mark.parametrize("keep_start", [True, False])
-def test_early_stopping_from_the_start_keeps_it_unless_an_epoch_beats_it(keep_start: bool) -> None:
-    """Handed a start (the warm-up's predictions), training that only makes validation worse
-    gives back the start; without one, Keras' rule: the best epoch's weights."""
-    import keras
-
-    from stages.common.models import configure_determinism
-    from stages.train import early_stopping_from
-
-    configure_determinism(0)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 5)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.float32)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
-    model.fit(X[:150], y[:150], epochs=30, verbose=0)
-    start_weights = [w.copy() for w in model.get_weights()]
-    start_loss = float(model.evaluate(X[150:], y[150:], verbose=0))
-    model.compile(optimizer=keras.optimizers.SGD(50.0), loss="binary_crossentropy")  # every step makes it worse
-    callback = early_stopping_from(start_loss if keep_start else None, patience=1)
-    fit = model.fit(X[:150], 1 - y[:150], validation_data=(X[150:], y[150:]), epochs=4, callbacks=[callback], verbose=0)
-    assert min(fit.history["val_loss"]) > start_loss
-    kept = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), start_weights, strict=True))
-    assert kept is keep_start
-    if not keep_start:  # the best epoch's weights were restored
-        best = int(np.argmin(fit.history["val_loss"]))
-        assert callback.best_epoch == best
-
-
 def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> None:
     import dataclasses
 
     import keras
 
+    from stages.common.config import FinetuneConfig
     from stages.common.models import grow_inputs
-    from stages.common.params import ParamsError
-    from stages.finetune import FinetuneConfig, finetune
+    from stages.finetune import finetune
 
     texts, y = corpus
     f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=10, maxlen=24))  # no cue words
-    cfg = dataclasses.replace(LSTM, bag_of_embeddings=True, embedding_warmup_epochs=1, bag_bigram_buckets=32)
-    source = train_model(cfg, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seq_len=24, seed=1).model
+    cfg = LSTM
+    source = train_model(cfg, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seed=1).model
     rows = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
 
     # the grown copy: the source's rows and weights, zero rows after them, the same predictions on old ids
@@ -515,7 +331,7 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
 
     # a bag-of-words model gains n-grams: its first layer gains zero rows, so old predictions stay
     bow = fit_featurizer(texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf"))
-    mlp = train_model(MLP, bow.transform(texts[:100]), y[:100], input_dim=bow.input_dim, seq_len=None, seed=1).model
+    mlp = train_model(MLP, bow.transform(texts[:100]), y[:100], input_dim=bow.input_dim, seed=1).model
     wide = grow_inputs(mlp, MLP, bow.input_dim + 3)
     kernel = wide.get_layer("dense_1").get_weights()[0]
     assert kernel.shape[0] == bow.input_dim + 3 and not kernel[bow.input_dim :].any()
@@ -531,56 +347,41 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
         grow_inputs(mlp, MLP, bow.input_dim - 1)
 
 
-def test_source_reviews_join_the_fitting_rows_never_the_validation_rows(corpus, monkeypatch) -> None:
-    """finetune's ``source_reviews``: a seeded sample of the source's training rows is appended to the
-    rows the model fits; the validation rows (early stopping) stay the target's own, the same as without."""
-    import stages.train as train_stage
-    from stages.finetune import FinetuneConfig, finetune
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_every_path_from_the_words_to_the_output_runs_through_the_lstm(pooling: str) -> None:
+    """The default LSTM model's graph: tokens → embedding → (Bi)LSTM → pooling → sigmoid, nothing beside.
 
-    texts, y = corpus
-    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
-    real_fit = train_stage._fit
+    Walks the functional graph backwards from the output: each layer between the recurrent
+    layer and the output has exactly one input, and the recurrent layer's only input is the
+    embedding of the tokens, so no branch reaches the words without passing the LSTM.
+    """
+    import keras
 
-    def spy(model, X, y_, fit_idx, val_idx, **kwargs):
-        seen.append((X.shape[0], fit_idx, val_idx))
-        return real_fit(model, X, y_, fit_idx, val_idx, **kwargs)
+    from stages.common.models import build_model
+    from stages.common.params import load_params, section
 
-    monkeypatch.setattr(train_stage, "_fit", spy)
-    # the source: a bag-of-words model on the first 100 reviews; the target grows 1-2-grams, so its
-    # inputs are wider than the source's rows, which get zero columns for the new terms
-    bow = fit_featurizer(texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf"))
-    X_source = bow.transform(texts[:100])
-    mlp = train_model(MLP, X_source, y[:100], input_dim=bow.input_dim, seq_len=None, seed=1).model
-    target = _target_table(texts[100:], y[100:])
-    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, new_words_min_count=2)
-    seen.clear()
-    grown, _, alone = finetune(target, bow, mlp, MLP, ft, seed=1, source_train=(X_source, y[:100]))
-    assert grown.input_dim > bow.input_dim and alone.summary["source_reviews"] == 0
-    (n_alone, fit_alone, val_alone), *_ = seen
-    seen.clear()
-    _, _, mixed = finetune(
-        target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=30), seed=1, source_train=(X_source, y[:100])
+    cfg = dataclasses.replace(
+        parse(ModelConfig, section(load_params(Path(__file__).parents[1] / "params.yaml"), "lstm"), "lstm"),
+        pooling=pooling,
     )
-    (n_mixed, fit_mixed, val_mixed), *_ = seen
-    assert n_mixed == n_alone + 30 and mixed.summary["source_reviews"] == 30
-    np.testing.assert_array_equal(val_mixed, val_alone)  # the target's own validation rows, unchanged
-    np.testing.assert_array_equal(fit_mixed, np.concatenate([fit_alone, n_alone + np.arange(30)]))
-    assert mixed.summary["train_rows"] == alone.summary["train_rows"] + 30
-    assert mixed.summary["validation_rows"] == alone.summary["validation_rows"]
-    weights = zip(mixed.model.get_weights(), alone.model.get_weights(), strict=True)
-    assert any(not np.allclose(a, b) for a, b in weights)  # the source rows were learnt from
-
-    # the sample is seeded: the same seed, the same model
-    again = finetune(
-        target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=30), seed=1, source_train=(X_source, y[:100])
-    )
-    for a, b in zip(again.result.model.get_weights(), mixed.model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-    with pytest.raises(ParamsError, match=r"finetune\.source_reviews: asks for 101 .* the source has 100"):
-        finetune(target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=101), 1, (X_source, y[:100]))
-    with pytest.raises(ValueError, match="source_train"):
-        finetune(target, bow, mlp, MLP, dataclasses.replace(ft, source_reviews=5), seed=1)
-    with pytest.raises(ParamsError, match=r"finetune\.source_reviews\.lstm: must be >= 0"):
-        raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.002}}
-        parse(FinetuneConfig, {**raw, "source_reviews": {"mlp": 0, "lstm": -1}}, "finetune")
+    model = build_model(cfg, input_dim=50)
+    tokens = model.inputs[0]._keras_history.operation
+    chain, layer = [], model.get_layer("proba")
+    while True:
+        chain.append(layer)
+        parents = {t._keras_history.operation for node in layer._inbound_nodes for t in node.input_tensors}
+        # the padding mask (token id != 0) says where the words are, never which: allowed beside
+        masks = {op for op in parents if not isinstance(op, keras.layers.Layer)}
+        for op in masks:
+            assert op.name.startswith("not_equal"), f"{layer.name} reads {op.name}"
+            assert {t._keras_history.operation for n in op._inbound_nodes for t in n.input_tensors} == {tokens}
+        assert len(parents - masks) == 1, f"{layer.name} has {len(parents - masks)} inputs"
+        (layer,) = parents - masks
+        if layer is tokens:
+            break
+    kinds = [type(x).__name__ for x in reversed(chain)]
+    recurrent = "Bidirectional" if cfg.bidirectional else "LSTM"
+    expected = ["Embedding", recurrent, *(["GlobalAveragePooling1D"] if pooling == "mean" else []), "Dense"]
+    assert kinds == expected
+    assert len([x for x in model.layers if not isinstance(x, keras.layers.InputLayer)]) == len(expected)
+    assert model.get_layer("proba").activation.__name__ == "sigmoid"

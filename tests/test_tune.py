@@ -26,14 +26,13 @@ from bench.tune import (
     split_overrides,
     with_overrides,
 )
+from stages.common.config import FinetuneConfig, ModelConfig
+from stages.common.errors import ParamsError
 from stages.common.features import FeaturizerConfig, fit_featurizer
 from stages.common.io import features_from_npz
-from stages.common.models import ModelConfig
-from stages.common.params import ParamsError, load_params, parse, section
-from stages.common.store import load_split
-from stages.finetune import FinetuneConfig
-from stages.train import train_model
-from stages.vectorize import transform_splits, write_features
+from stages.common.params import load_params, parse, section
+from stages.common.store import transform_splits, write_features
+from stages.common.training import train_model
 from tests.synthetic import reviews_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,15 +63,15 @@ def test_unknown_override_fails_naming_it() -> None:
     with pytest.raises(ValueError, match=r"mlp\.hiden_units"):
         with_overrides(cfg, {"hiden_units": [8]}, "mlp")
     assert with_overrides(cfg, {"dropout": 0.3}, "mlp") == dataclasses.replace(cfg, dropout=0.3)
-    # freeze_embedding is the finetune stage's own value in a finetune study, the model's otherwise
-    both = {"freeze_embedding": True, "dropout": 0.1}
-    assert split_overrides(both, finetune=True) == ({"freeze_embedding": True}, {"dropout": 0.1})
+    # soup is the finetune stage's own value in a finetune study, the model's otherwise
+    both = {"soup": 3, "dropout": 0.1}
+    assert split_overrides(both, finetune=True) == ({"soup": 3}, {"dropout": 0.1})
     assert split_overrides(both, finetune=False) == ({}, both)
     # a candidate's fine-tuning rate is its model's; the other model's stays; impossible values name their key
     ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate={"mlp": 0.002, "lstm": 0.001})
     assert finetune_candidate(ft, {"learning_rate": 0.004}, "mlp").learning_rate == 0.004
     assert finetune_candidate(ft, {"learning_rate": 0.004}, "lstm").learning_rate == 0.004
-    assert finetune_candidate(ft, {"freeze_embedding": True}, "lstm").learning_rate == 0.001
+    assert finetune_candidate(ft, {"soup": 2}, "lstm").learning_rate == 0.001
     with pytest.raises(ParamsError, match=r"finetune\.learning_rate\.mlp: must be > 0"):
         finetune_candidate(ft, {"learning_rate": 0.0}, "mlp")
     with pytest.raises(ParamsError, match=r"finetune\.epochs: must be >= 1"):
@@ -91,8 +90,8 @@ def test_score_candidate_is_seeded_and_scores_only_validation_rows() -> None:
     cfg = ModelConfig(
         architecture="mlp", hidden_units=[8], epochs=3, batch_size=16, learning_rate=0.01, validation_split=0.25
     )
-    first = score_candidate(cfg, X, y, input_dim=f.input_dim, seq_len=None, seed=1)
-    again = score_candidate(cfg, X, y, input_dim=f.input_dim, seq_len=None, seed=1)
+    first = score_candidate(cfg, X, y, input_dim=f.input_dim, seed=1)
+    again = score_candidate(cfg, X, y, input_dim=f.input_dim, seed=1)
     assert first["validation_rows"] == math.ceil(0.25 * len(y))
     for key in ("accuracy", "balanced_accuracy", "roc_auc"):
         assert first[key] == again[key]
@@ -122,25 +121,23 @@ def test_the_table_names_the_command_line_that_made_it(tmp_path: Path, monkeypat
     """A table made for a few candidates says which command made it, not the Makefile's whole study."""
     monkeypatch.chdir(ROOT)  # the repository's params.yaml and dvc.yaml; only --out is written
     monkeypatch.setattr("bench.tune.study_inputs", lambda *args: [])
-    row = {"study": "yelp-lstm", "candidate": "weight soup of 5 seeded fine-tunes", "overrides": {"soup": 5}}
+    row = {"study": "yelp-lstm", "candidate": "one fine-tune, no weight soup", "overrides": {"soup": 1}}
     row |= {"validation_rows": 9, "accuracy": 0.9, "balanced_accuracy": 0.8, "roc_auc": 0.95}
     row |= {"epochs_run": "1/1/1", "seconds": 2.0}
-    seen: list[tuple[str, list[str], int]] = []
+    seen: list[tuple[str, list[str], int, int | None]] = []
 
-    def fake_cross_validate(name, study, params, dirs, folds):
-        seen.append((name, list(study.candidates), folds))
+    def fake_cross_validate(name, study, params, dirs, folds, train_seed):
+        seen.append((name, list(study.candidates), folds, train_seed))
         return [row]
 
     monkeypatch.setattr("bench.tune.cross_validate", fake_cross_validate)
     out = tmp_path / "cv.md"
-    main(
-        ["--folds", "3", "--study", "yelp-lstm", "--candidate", "weight soup of 5 seeded fine-tunes", "--out", str(out)]
-    )
-    assert seen == [("yelp-lstm", ["weight soup of 5 seeded fine-tunes"], 3)]
+    main(["--folds", "3", "--study", "yelp-lstm", "--candidate", "one fine-tune, no weight soup", "--out", str(out)])
+    assert seen == [("yelp-lstm", ["one fine-tune, no weight soup"], 3, None)]
     text = out.read_text()
-    command = "python -m bench.tune --folds 3 --study yelp-lstm --candidate 'weight soup of 5 seeded fine-tunes'"
+    command = "python -m bench.tune --folds 3 --study yelp-lstm --candidate 'one fine-tune, no weight soup'"
     assert f"Produced by `{command} --out {out}` (" in text
-    assert "| yelp-lstm | weight soup of 5 seeded fine-tunes | `soup: 5` | 9 | 0.9000 | 0.8000 | 0.9500 |" in text
+    assert "| yelp-lstm | one fine-tune, no weight soup | `soup: 1` | 9 | 0.9000 | 0.8000 | 0.9500 |" in text
 
 
 def test_select_keeps_the_named_candidates_and_names_an_unknown_one() -> None:
@@ -152,7 +149,7 @@ def test_select_keeps_the_named_candidates_and_names_an_unknown_one() -> None:
     }
     assert picked["yelp-lstm"].dataset == "yelp" and picked["yelp-lstm"].finetune
     assert len(STUDIES["yelp-lstm"].candidates) > 1  # the registry itself is untouched
-    lstm_only = "IMDB's word vectors kept frozen"
+    lstm_only = "one fine-tune, Yelp words in >= 10 training reviews added"
     assert list(select(["yelp-mlp", "yelp-lstm"], [lstm_only])["yelp-mlp"].candidates) == []
     with pytest.raises(ValueError, match=r"--candidate 'defualt': not a candidate of imdb-mlp \(they are: default; "):
         select(["imdb-mlp"], ["defualt"])
@@ -200,7 +197,7 @@ def _pipeline(tmp_path: Path) -> tuple[PipelineDirs, dict, pd.DataFrame]:
     write_features(dirs.features / "imdb" / "mlp", featurizer, splits)
     cfg = ModelConfig(architecture="mlp", hidden_units=[8], epochs=2, batch_size=16, learning_rate=0.01)
     X, y = features_from_npz(splits["train"]), splits["train"]["y"].astype(np.int64)
-    trained = train_model(cfg, X, y, input_dim=featurizer.input_dim, seq_len=None, seed=0)
+    trained = train_model(cfg, X, y, input_dim=featurizer.input_dim, seed=0)
     trained.model.save(dirs.models / "imdb" / "mlp.keras")
     target = _prepared(200, seed=8)
     target.to_parquet(dirs.prepared / "yelp.parquet", index=False)
@@ -217,18 +214,14 @@ def test_run_study_scores_a_fine_tune_study_as_one_fine_tune(tmp_path: Path, mon
     params["finetune"] = {**params["finetune"], "soup": {"mlp": 2, "lstm": 2}}
     used: list[FinetuneConfig] = []
 
-    rehearsed: list[int] = []
-
-    def spy(table, featurizer, source, cfg, ft, seed, source_train):
+    def spy(table, featurizer, source, cfg, ft, seed):
         used.append(ft)
-        rehearsed.append(len(source_train[1]))  # the source's training split, for source_reviews
-        return finetune_stage.finetune(table, featurizer, source, cfg, ft, seed, source_train)
+        return finetune_stage.finetune(table, featurizer, source, cfg, ft, seed)
 
     monkeypatch.setattr("bench.tune.finetune", spy)
     rows = run_study("yelp-mlp", study, params, dirs)
     assert [r["candidate"] for r in rows] == ["default", "faster"]  # the soup-only candidate is --folds's
     assert [(ft.soup, ft.learning_rate) for ft in used] == [(1, params["finetune"]["learning_rate"]["mlp"]), (1, 0.05)]
-    assert rehearsed == [len(load_split(dirs.features / "imdb" / "mlp", "train").y)] * 2
     assert all(0.0 <= r["roc_auc"] <= 1.0 and r["validation_rows"] > 0 for r in rows)
 
 

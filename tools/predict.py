@@ -20,25 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from stages.common import layout
 from stages.common.explaining import TextModel, explain_text
 from stages.common.features import Featurizer
-from stages.common.models import fast_predictor, load_model
 from stages.common.params import load_params, seed_from
-from stages.common.store import FEATURIZER_FILE
+from stages.common.persistence import load_model
+from stages.common.prediction import fast_predictor
 from stages.common.tracking import default_tracking_uri
 
 log = logging.getLogger("predict")
-
-
-def dvc_paths(dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, str]:
-    """The ``vars.paths`` block of dvc.yaml (where the pipeline keeps models and features)."""
-    doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
-    for entry in doc.get("vars") or []:
-        if isinstance(entry, dict) and "paths" in entry:
-            return entry["paths"]
-    raise ValueError(f"{dvc_yaml}: no vars.paths block")
 
 
 def model_files(model: str, dvc_yaml: Path = Path("dvc.yaml")) -> tuple[Path, Path]:
@@ -47,9 +37,9 @@ def model_files(model: str, dvc_yaml: Path = Path("dvc.yaml")) -> tuple[Path, Pa
         dataset, _, name = model.partition("/")
         if not dataset or not name:
             raise ValueError(f"--model {model!r}: expected dataset/model (e.g. imdb/mlp) or an MLflow model URI")
-        paths = dvc_paths(dvc_yaml)
+        paths = layout.dvc_paths(dvc_yaml)
         keras_file = Path(paths["models"]) / dataset / f"{name}.keras"
-        featurizer = Path(paths["features"]) / dataset / name / FEATURIZER_FILE
+        featurizer = Path(paths["features"]) / dataset / name / layout.FEATURIZER
         for f in (keras_file, featurizer):
             if not f.is_file():
                 raise FileNotFoundError(f"{f}: not found; run `dvc repro` (or `dvc pull`) first")
@@ -59,9 +49,9 @@ def model_files(model: str, dvc_yaml: Path = Path("dvc.yaml")) -> tuple[Path, Pa
     mlflow.set_tracking_uri(default_tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
     keras_files = sorted(local.rglob("*.keras"))
-    featurizers = sorted(local.rglob(FEATURIZER_FILE))
+    featurizers = sorted(local.rglob(layout.FEATURIZER))
     if not keras_files or not featurizers:
-        raise FileNotFoundError(f"{model}: no .keras model and {FEATURIZER_FILE} in the logged model")
+        raise FileNotFoundError(f"{model}: no .keras model and {layout.FEATURIZER} in the logged model")
     return keras_files[0], featurizers[0]
 
 

@@ -12,24 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stages.common.params import DEFAULT_PARAMS, ParamsError
-from stages.common.sources import SourceError
+from stages.common.errors import EXPECTED_ERRORS
+from stages.common.params import DEFAULT_PARAMS
 
 log = logging.getLogger("stages")
 
 
-class DataError(ValueError):
-    """Input data is malformed: the message names the file, row or column at fault."""
-
-
-class TrackingError(RuntimeError):
-    """The tracking backend could not record a run; the message says how to retry."""
-
-
 STATS_ENV = "SENTIMENT_STAGE_STATS"
 """Set to a file path (the benchmark does): each stage appends its wall time and peak memory."""
-
-EXPECTED_ERRORS = (ParamsError, SourceError, DataError, TrackingError, FileNotFoundError, PermissionError)
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:

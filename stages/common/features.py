@@ -234,6 +234,23 @@ class Featurizer:
             return self._bow(batch)
         return self._seq(batch)
 
+    def shuffle_words(self, batch: TokenBatch, seed: int) -> TokenBatch:
+        """``batch`` with each text's words in a seeded random order: what word order is worth.
+
+        Only the words this featurizer reads are shuffled: a sequence keeps at most ``maxlen``
+        words (``truncating``), and those are shuffled among themselves, so the model sees the
+        same words in another order; a bag of words reads them all (its word pairs change).
+        """
+        ids, rows = batch.ids, batch.rows
+        if self.config.kind == "seq" and len(ids):
+            lengths = np.bincount(rows, minlength=batch.n_rows)
+            pos = np.arange(len(ids)) - np.concatenate([[0], np.cumsum(lengths)[:-1]])[rows]
+            cut = np.maximum(lengths - self.config.maxlen, 0)
+            keep = pos >= cut[rows] if self.config.truncating == "pre" else pos < self.config.maxlen
+            ids, rows = ids[keep], rows[keep]
+        order = np.lexsort((np.random.default_rng(seed).random(len(ids)), rows))
+        return TokenBatch(terms=batch.terms, ids=ids[order], rows=rows[order], n_rows=batch.n_rows)
+
     def _bow(self, batch: TokenBatch) -> sp.csr_matrix:
         cfg = self.config
         lo, hi = cfg.ngram_range

@@ -16,17 +16,15 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from stages.common.errors import ParamsError
+
 T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ParamsError(ValueError):
-    """A value in ``params.yaml`` is missing, unknown, of the wrong type or impossible."""
-
-
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read the whole params file as a dict (error names the file if it is unreadable)."""
+    """Read the whole params file as a dict, every section checked (errors name the file or key path)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -37,6 +35,9 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     check_layout(data)
+    from stages.common.config import check_params  # the configs use this module's parse()
+
+    check_params(data)
     return data
 
 
@@ -46,7 +47,6 @@ FINETUNE_PER_MODEL: dict[str, tuple[str, Any]] = {
     "learning_rate": ("rate", 0.002),
     "new_words_min_count": ("threshold", 0),
     "soup": ("soup size", 1),
-    "source_reviews": ("count", 0),
 }
 
 SECTIONS = (

@@ -20,7 +20,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         """Load the Keras model (safe mode) and its featurizer from the logged artifacts."""
         from stages.common.features import Featurizer
-        from stages.common.models import load_model
+        from stages.common.persistence import load_model
 
         self.featurizer = Featurizer.from_json(Path(context.artifacts["featurizer"]).read_text(encoding="utf-8"))
         self.model = load_model(context.artifacts["keras_model"])
@@ -28,7 +28,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         """Score texts (a DataFrame with a ``text`` column, or a list of strings)."""
-        from stages.common.models import predict_proba
+        from stages.common.prediction import predict_proba
 
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["text"].astype(str).tolist()

@@ -5,7 +5,7 @@ download address) or a local path. Downloads stream to ``<cache>/`` with a progr
 are retried with backoff, verified against ``checksum`` (``md5:…`` or ``sha256:…``) when
 one is given, and renamed into place only when complete.
 
-Offline machines (and this workplace) point ``SENTIMENT_DATA_MIRROR`` at a directory laid
+An offline machine points ``SENTIMENT_DATA_MIRROR`` at a directory laid
 out as ``<mirror>/<mirror_file>`` (e.g. ``../shared/data``); a URL source whose dataset has
 a ``mirror_file`` is then read from the mirror instead of the network (and checked
 against ``mirror_checksum``: a mirror may hold a repackaged copy). The data card
@@ -25,16 +25,13 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from stages.common.errors import SourceError
 from stages.common.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "SENTIMENT_DATA_MIRROR"
 CHUNK = 1 << 20
-
-
-class SourceError(RuntimeError):
-    """A data source cannot be read: missing file, failed download or checksum mismatch."""
 
 
 @dataclass(frozen=True)

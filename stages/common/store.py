@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common.cli import DataError
+from stages.common import layout
+from stages.common.errors import DataError
 from stages.common.features import Featurizer
-from stages.common.io import features_from_npz, load_npz
+from stages.common.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
 
-FEATURIZER_FILE = "featurizer.json"
+layout.FEATURIZER = layout.FEATURIZER
 TABLE_COLUMNS = ("id", "text", "label", "split", "rating")
 
 
@@ -37,7 +38,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def load_featurizer(features_dir: Path) -> Featurizer:
     """The featurizer saved in a features directory."""
-    return Featurizer.from_json((Path(features_dir) / FEATURIZER_FILE).read_text(encoding="utf-8"))
+    return Featurizer.from_json((Path(features_dir) / layout.FEATURIZER).read_text(encoding="utf-8"))
 
 
 def load_split(features_dir: Path, split: str) -> Split:
@@ -47,3 +48,24 @@ def load_split(features_dir: Path, split: str) -> Split:
         raise DataError(f"{path}: features not found; re-run the vectorize stage")
     arrays = load_npz(path)
     return Split(X=features_from_npz(arrays), y=arrays["y"].astype(np.int64), ids=arrays["id"])
+
+
+def transform_splits(table: pd.DataFrame, featurizer: Featurizer) -> dict[str, dict[str, np.ndarray]]:
+    """Both splits through a fitted featurizer, as the arrays of ``<split>.npz``. Pure."""
+    splits: dict[str, dict[str, np.ndarray]] = {}
+    for split in ("train", "test"):
+        part = table[table["split"] == split]
+        arrays = features_to_npz(featurizer.transform(part["text"].tolist()))
+        arrays["y"] = part["label"].to_numpy(dtype=np.int8)
+        arrays["id"] = part["id"].to_numpy(dtype=str)
+        splits[split] = arrays
+    return splits
+
+
+def write_features(out: Path, featurizer: Featurizer, splits: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write a features directory atomically: ``featurizer.json`` plus ``<split>.npz``."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / layout.FEATURIZER).write_text(featurizer.to_json(), encoding="utf-8")
+        for split, arrays in splits.items():
+            (tmp / f"{split}.npz").write_bytes(npz_bytes(arrays))
