@@ -14,7 +14,7 @@ One command (``make bench``) on the real data, in this checkout:
    to ``--out`` (``reports/benchmark.md``).
 
 The pipeline's hyper-parameters were chosen on validation splits carved from the training
-data (see the README); this script only measures them on the test splits.
+data (docs/decisions.md); this script only measures them on the test splits.
 """
 
 from __future__ import annotations

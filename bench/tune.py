@@ -6,7 +6,7 @@ changed; it is trained exactly as the train / finetune stage would train it (sam
 same seed, same early stopping) and scored on the validation rows that training carves
 from the *training* split. The test split is never scored here (that is ``make bench``'s
 job, once, for the chosen defaults). Writes a Markdown table to ``--out``
-(``reports/tuning.md``) and prints it; the README's "How the defaults were chosen" quotes it.
+(``reports/tuning.md``) and prints it; docs/decisions.md quotes it.
 
 ``--folds K`` (fine-tune studies; ``make tune-cv``): a few hundred validation reviews decide
 little on Yelp, so each candidate is instead fine-tuned K times, once per fold of a seeded,
@@ -72,7 +72,7 @@ class Study:
     candidates: dict[str, dict[str, Any]]  # label → values that differ from params.yaml ({} = the default)
 
 
-# The choices the README's "How the defaults were chosen" stands on: the default next to the
+# The choices docs/decisions.md stands on: the default next to the
 # alternatives it was preferred to. Keys are fields of the model section (or, for finetune
 # studies, of ``finetune:`` where they exist there).
 STUDIES: dict[str, Study] = {
