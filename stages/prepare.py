@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 _MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-MAX_REVIEW_BYTES = 1_000_000  # prepare.max_review_bytes' default
+MAX_REVIEW_BYTES = PrepareConfig().max_review_bytes  # the default, declared once in the config
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 

@@ -14,7 +14,6 @@ from stages.common.errors import DataError
 from stages.common.features import Featurizer
 from stages.common.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
 
-layout.FEATURIZER = layout.FEATURIZER
 TABLE_COLUMNS = ("id", "text", "label", "split", "rating")
 
 
