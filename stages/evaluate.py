@@ -3,7 +3,9 @@
 Metrics (a DVC metrics file): accuracy, balanced accuracy (Yelp is ~80% positive),
 precision, recall, F1, ROC AUC, log loss and the confusion matrix as counts and as the
 percentages of each true class the original report shows, and the same review's scores with
-its words shuffled (``shuffled_words``: how much the model relies on word order). Plots: ROC and
+its words shuffled (``shuffled_words``: how much the model relies on word order), and the headline
+metrics without the test reviews that also occur in the training split (``deduplicated``, from
+prepare's ``in_train``). Plots: ROC and
 precision–recall curves (CSV, rendered by ``dvc plots show``) and a confusion-matrix
 image. Per-review predictions go to a table the later stages and MLflow reuse.
 """
@@ -28,6 +30,7 @@ from stages.common.io import atomic_path, write_bytes, write_json
 from stages.common.params import load_params, parse, seed_from
 from stages.common.persistence import load_model
 from stages.common.prediction import predict_proba
+from stages.common.scoring import headline
 from stages.common.store import load_featurizer, load_split, read_table
 
 log = logging.getLogger(__name__)
@@ -97,15 +100,17 @@ def order_sensitivity(y_true: np.ndarray, proba: np.ndarray, shuffled: np.ndarra
     ``proba``: P(positive) of the test reviews as written; ``shuffled``: of the same reviews with
     their words shuffled. A model that reads order loses accuracy; a bag of words barely moves.
     """
-    y_true = np.asarray(y_true).astype(int)
-    pred, moved = proba >= threshold, shuffled >= threshold
-    r = lambda v: round(float(v), 6)  # noqa: E731
-    return {
-        "accuracy": r(skm.accuracy_score(y_true, moved)),
-        "balanced_accuracy": r(skm.balanced_accuracy_score(y_true, moved)),
-        "roc_auc": r(skm.roc_auc_score(y_true, shuffled)),
-        "flipped": r(np.mean(pred != moved)),  # share of reviews whose predicted class changes
-    }
+    scores = headline(y_true, shuffled, threshold)
+    del scores["n_test"]
+    # share of reviews whose predicted class changes
+    scores["flipped"] = round(float(np.mean((proba >= threshold) != (shuffled >= threshold))), 6)
+    return scores
+
+
+def deduplicated(y_true: np.ndarray, proba: np.ndarray, in_train: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The headline metrics on the test reviews that have no (near-)twin in the training split. Pure."""
+    keep = ~np.asarray(in_train, dtype=bool)
+    return {"removed": int((~keep).sum()), **headline(np.asarray(y_true)[keep], np.asarray(proba)[keep], threshold)}
 
 
 def shuffled_features(featurizer: Featurizer, texts: Sequence[str], seed: int) -> Any:
@@ -157,7 +162,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     cfg = parse(EvaluateConfig, params.get("evaluate", {}), "evaluate")
     test = load_split(args.features, "test")
-    texts = read_table(args.table).set_index("id").reindex(test.ids)["text"]
+    table = read_table(args.table)
+    if "in_train" not in table.columns:
+        raise DataError(f"{args.table}: column 'in_train' not found; re-run the prepare stage")
+    rows = table.set_index("id").reindex(test.ids)
+    texts = rows["text"]
     if texts.isna().any():
         raise DataError(f"{args.table}: test review {texts.index[texts.isna()][0]!r} of {args.features} is missing")
     model = load_model(args.model_file)
@@ -165,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = evaluate_predictions(test.y, proba, cfg)
     shuffled = shuffled_features(load_featurizer(args.features), texts.tolist(), seed_from(params))
     result.metrics["shuffled_words"] = order_sensitivity(test.y, proba, predict_proba(model, shuffled), cfg.threshold)
+    result.metrics["deduplicated"] = deduplicated(test.y, proba, rows["in_train"].to_numpy(dtype=bool), cfg.threshold)
     log.info("%s: %s", args.name, {k: v for k, v in result.metrics.items() if k != "confusion"})
     with atomic_path(args.predictions) as tmp:
         pd.DataFrame(

@@ -1,8 +1,10 @@
 """prepare: raw source → one normalized review table and a data card (per dataset).
 
 Output table columns: ``id`` (stable string), ``text``, ``label`` (0 negative / 1 positive),
-``split`` (``train``/``test``) and ``rating`` (the source's star or 1–10 rating, NaN when
-it has none). Sources:
+``split`` (``train``/``test``), ``rating`` (the source's star or 1–10 rating, NaN when
+it has none) and ``in_train`` (a test review whose text, or a near-duplicate of it, is in the
+training split: evaluate also scores the test split without them). The data card counts
+duplicates and near-duplicates within and across the splits. Sources:
 
 * ``aclimdb``: the official ``aclImdb_v1.tar.gz`` layout, read straight from the archive
   (nothing is extracted, links and unexpected members are never followed); the rating is in
@@ -29,6 +31,7 @@ from sklearn.model_selection import train_test_split
 
 from stages.common import cli
 from stages.common.config import DatasetConfig, PrepareConfig
+from stages.common.duplicates import find_duplicates
 from stages.common.errors import DataError
 from stages.common.io import atomic_path, write_json
 from stages.common.params import load_params, parse, section, seed_from
@@ -302,8 +305,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         raw = read_reviews_file(fetched.path, pcfg.encoding_errors)
     df = prepare_reviews(raw, cfg, seed, where=str(fetched.path), max_review_bytes=pcfg.max_review_bytes)
+    dups = find_duplicates(df["id"], df["text"], df["split"], pcfg.near_duplicate_jaccard, seed)
+    df["in_train"] = dups.in_train
     card = data_card(df, args.dataset, fetched)
+    card["duplicates"] = dups.card
     log.info("%s: %s", args.dataset, {s: card["splits"][s] for s in SPLITS})
+    log.info("%s: %d test reviews have a twin in the training split", args.dataset, dups.card["test_in_train"])
     with atomic_path(args.out) as tmp:
         df.to_parquet(tmp, index=False)
     write_json(args.card, card)

@@ -1,9 +1,10 @@
 """report: one self-contained HTML page per dataset, readable without running anything.
 
-Data card, metrics of every model, confusion matrices, ROC and training curves, LIME
-explanation charts and heatmaps, the SP-LIME pick, faithfulness and stability figures,
-the word–label correlation chart and the suspicious-word table. Images are embedded;
-review text is escaped.
+Data card with duplicates and leakage, metrics of every model (also without the test reviews
+found in training, and on the other datasets' reviews), confusion matrices, ROC and training
+curves, behavioural test results, LIME explanation charts and heatmaps, the SP-LIME pick,
+faithfulness and stability figures, the word–label correlation chart and the suspicious-word
+table. Images are embedded; review text is escaped.
 """
 
 from __future__ import annotations
@@ -70,9 +71,26 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
         f"sha256 <code>{e(src.get('sha256', '?'))}</code>). Median review length "
         f"{e(card['text_words']['median'])} words.</p>"
     )
+    body += _duplicates(card.get("duplicates"))
     body.append("<h2>Test metrics</h2>")
     rows = [{"model": m, **{k: d["metrics"][k] for k in METRICS}} for m, d in models.items()]
     body.append(render.table(pd.DataFrame(rows)))
+    dedup = [
+        {
+            "model": m,
+            "reviews left out": x["removed"],
+            "reviews": x["n_test"],
+            "accuracy": x["accuracy"],
+            "balanced accuracy": x["balanced_accuracy"],
+            "ROC AUC": x["roc_auc"],
+        }
+        for m, d in models.items()
+        if (x := d["metrics"].get("deduplicated"))
+    ]
+    if dedup:
+        body.append("<h3>Without the test reviews that also occur in the training split</h3>")
+        body.append(render.table(pd.DataFrame(dedup)))
+    body += _cross_domain(dataset, models)
     body.append("<h3>Word order: the same test reviews with their words shuffled</h3>")
     order = [
         {
@@ -101,6 +119,7 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
             render.img(_curves_png({m: d["history"]}, "epoch", ["loss", "val_loss"], f"{m}: loss per epoch", False), m)
         )
     body.append("</div>")
+    body += _behaviour(models)
     body.append("<h2>Why the models decide: LIME</h2>")
     trust = [{"measure": label, **{m: d["explain_metrics"].get(k) for m, d in models.items()}} for k, label in TRUST]
     body.append(render.table(pd.DataFrame(trust)))
@@ -132,6 +151,104 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     return render.page(f"{dataset}: sentiment models report", body)
 
 
+def _duplicates(dups: dict[str, Any] | None) -> list[str]:
+    """The data card's duplicate counts and a few id pairs."""
+    if not dups:
+        return []
+    e = render.esc
+    rows = [
+        {
+            "": f"{kind} duplicates",
+            **{k.replace("_", " "): dups[kind][k] for k in ("within_train", "within_test")},
+            "test reviews found in train": dups[kind]["test_in_train"],
+        }
+        for kind in ("exact", "near")
+    ]
+    pairs = dups["exact"]["examples"] + dups["near"]["examples"]
+    return [
+        "<h3>Duplicates and leakage</h3>",
+        render.table(pd.DataFrame(rows)),
+        f"<p>Exact: the same text once normalised ({e(dups['normalised'])}). Near: at least "
+        f"{e(dups['near']['jaccard'])} of their word triples shared (MinHash LSH). "
+        f"{e(dups['test_in_train'])} test reviews have a twin in the training split"
+        + (f", e.g. {e(', '.join(f'{a} ~ {b}' for a, b in pairs[:4]))}" if pairs else "")
+        + ".</p>",
+    ]
+
+
+def _cross_domain(dataset: str, models: dict[str, Any]) -> list[str]:
+    """Each model on the other datasets' test splits, its own test split beside it."""
+    rows = [
+        {
+            "model": m,
+            "reviews": other,
+            "accuracy": s["accuracy"],
+            f"accuracy on {dataset}": d["metrics"]["accuracy"],
+            "balanced accuracy": s["balanced_accuracy"],
+            "ROC AUC": s["roc_auc"],
+        }
+        for m, d in models.items()
+        for other, s in (d.get("cross_domain") or {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "<h3>Real-world check: the other datasets' test reviews</h3>",
+        render.table(pd.DataFrame(rows)),
+        "<p>The same models, unchanged, on reviews from another source (a fine-tuned model has seen its "
+        "source's reviews in training).</p>",
+    ]
+
+
+def _behaviour(models: dict[str, Any]) -> list[str]:
+    """Failure rate per behavioural test and model, then a few failing cases."""
+    cases = {m: {c["name"]: c for c in d.get("behaviour") or []} for m, d in models.items()}
+    names = list(dict.fromkeys(n for per in cases.values() for n in per))
+    if not names:
+        return []
+    e = render.esc
+
+    def cell(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return "-"
+        if c["skipped"]:
+            return f"skipped ({c['n_cases']} cases)"
+        return f"{100 * c['failure_rate']:.1f}% of {c['n_cases']}"
+
+    first = {n: next(per[n] for per in cases.values() if n in per) for n in names}
+    rows = [{"test": n, "kind": first[n]["kind"], **{m: cell(per.get(n)) for m, per in cases.items()}} for n in names]
+    out = [
+        "<h2>Behavioural tests: failure rate (share of cases failed)</h2>",
+        render.table(pd.DataFrame(rows)),
+        "<p>mft: short templated sentences with a clear label; inv: names, places or numbers changed in real "
+        "test reviews must not flip the prediction; dir: an added negative (positive) sentence must not raise "
+        "(lower) p(positive); typo: two swapped letters must not flip it. The tests are in "
+        "<code>behaviour.yaml</code>.</p>",
+    ]
+    skipped = [(m, c) for m, per in cases.items() for c in per.values() if c["skipped"]]
+    if skipped:
+        out.append(
+            "<ul>"
+            + "".join(f"<li>{e(m)}, {e(c['name'])}: skipped, {e(c['skipped'])}</li>" for m, c in skipped)
+            + "</ul>"
+        )
+    for m, per in cases.items():
+        items = []
+        for c in per.values():
+            for x in c["failing_examples"]:
+                if "text" in x:
+                    what = f"“{e(x['text'])}” p(positive)={x['p_positive']:.3f}"
+                else:
+                    what = (
+                        f"{e(x['review_id'])}: {e(x['edit'])}, p(positive) {x['p_positive_before']:.3f} → "
+                        f"{x['p_positive']:.3f}"
+                    )
+                items.append(f"<li><b>{e(c['name'])}</b>: {what}</li>")
+        if items:
+            out.append(f"<h4>{e(m)}: failing cases</h4><ul class='meta'>{''.join(items)}</ul>")
+    return out
+
+
 def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
     """Read every file the report shows."""
     table = read_table(args.table)
@@ -153,6 +270,8 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "explanations": explanations,
             "sp_pick": read_json(ex_dir / layout.SP_PICK)["review_ids"],
             "global_words": pd.read_csv(ex_dir / layout.GLOBAL_WORDS, keep_default_na=False),
+            "behaviour": read_json(args.reports / m / layout.BEHAVIOUR_CASES),
+            "cross_domain": read_json(args.reports / m / layout.CROSS_DOMAIN),
         }
     data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
     data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()

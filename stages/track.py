@@ -49,6 +49,8 @@ class ModelState:
     metrics: dict[str, Any]
     explain: dict[str, Any]
     history: pd.DataFrame
+    behaviour: dict[str, Any]  # behave's metrics (failure rates and cases per test)
+    cross_domain: dict[str, Any]  # crossdomain's metrics per other dataset
     artifacts: list[tuple[Path, str]]  # (file, MLflow artifact directory)
     model_file: Path
     featurizer_file: Path
@@ -103,6 +105,10 @@ def plan_runs(
         artifacts=list(run_artifacts),
     )
     parent.metrics.update({f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()})
+    dups = card.get("duplicates") or {}
+    parent.metrics.update(
+        {f"data.duplicates.{k}": float(v) for k, v in flatten(dups).items() if _number(v) and "examples" not in k}
+    )
     for m in models:
         test = {f"test_{k}": float(v) for k, v in flatten(m.metrics).items() if isinstance(v, int | float)}
         train = {f"train_{k}": float(v) for k, v in m.summary.items() if isinstance(v, int | float)}
@@ -110,6 +116,8 @@ def plan_runs(
         trust.update(
             {f"correlate_{k}": float(v) for k, v in ((correlate or {}).get(m.name) or {}).items() if _number(v)}
         )
+        trust.update({f"behaviour.{k}": float(v) for k, v in flatten(m.behaviour).items() if _number(v)})
+        trust.update({f"cross_domain.{k}": float(v) for k, v in flatten(m.cross_domain).items() if _number(v)})
         parent.metrics.update({f"{m.name}.{k}": v for k, v in test.items() if "confusion" not in k})
         parent.metrics.update({f"{m.name}.{k}": v for k, v in trust.items()})
         child = RunPlan(
@@ -159,12 +167,15 @@ def load_model_state(
     if history is None:
         raise DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
     explain_files = [model_reports / layout.EXPLAIN_METRICS, model_reports / layout.EXPLAIN_TIMING]
+    behaviour, cross = model_reports / layout.BEHAVIOUR, model_reports / layout.CROSS_DOMAIN
     return ModelState(
         name=name,
         summary=read_json(model_reports / layout.TRAIN_SUMMARY),
         metrics=read_json(model_reports / layout.METRICS),
         explain={k: v for f in explain_files if f.is_file() for k, v in read_json(f).items()},
         history=pd.read_csv(history),
+        behaviour=read_json(behaviour) if behaviour.is_file() else {},
+        cross_domain=read_json(cross) if cross.is_file() else {},
         artifacts=_files(model_reports, "")
         + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
         + _files(reports / "explain" / name, "explain")

@@ -138,3 +138,35 @@ def test_a_typo_anywhere_in_params_fails_the_first_stage_before_it_works(
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == [params]
+
+
+def test_a_typo_in_the_behaviour_suite_fails_behave_before_any_model_is_loaded(tmp_path: Path) -> None:
+    suite = tmp_path / "behaviour.yaml"
+    suite.write_text((ROOT / "behaviour.yaml").read_text().replace("was not {pos_adj}", "was not {pos_adjj}", 1))
+    metrics, cases = tmp_path / "out" / "behaviour.json", tmp_path / "out" / "cases.json"
+    proc = stage(
+        "behave",
+        tmp_path,
+        "--params",
+        str(ROOT / "params.yaml"),
+        "--name",
+        "imdb/mlp",
+        "--suite",
+        str(suite),
+        "--table",
+        str(tmp_path / "absent.parquet"),  # never read: the suite is checked first
+        "--features",
+        str(tmp_path / "absent"),
+        "--model-file",
+        str(tmp_path / "absent.keras"),
+        "--metrics",
+        str(metrics),
+        "--cases",
+        str(cases),
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr
+    assert f"{suite}: tests[2] (negated positive).templates[0]" in errors[0]
+    assert "unknown placeholder {pos_adjj}" in errors[0] and "Traceback" not in proc.stderr
+    assert not metrics.exists() and not cases.exists()

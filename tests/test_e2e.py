@@ -44,6 +44,7 @@ TINY = {
         "validation_split": 0.25,
     },
     "finetune": {"epochs": 1},
+    "behave": {"max_cases": 12, "min_cases": 4},
     "select": {"n_reviews": 3},
     "explain": {"num_samples": 60, "faithfulness_k": [1, 2]},
     "correlate": {"max_tokens": 100, "skip_top": 2, "top_n": 10},
@@ -72,6 +73,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
     yelp = write_yelp_csv(proj.parent / "reviews.csv.gz", n=200, seed=4)
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
+    shutil.copy(ROOT / "behaviour.yaml", proj / "behaviour.yaml")
     shutil.copy(ROOT / ".dvcignore", proj / ".dvcignore")  # __pycache__ (bytecode, numba's cache) is not a dependency
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"]["imdb"].update(
@@ -157,7 +159,7 @@ def mlflow_runs(proj: Path) -> list:
     return client.search_runs(exps, max_results=1000) if exps else []
 
 
-PER_MODEL = ("evaluate", "explain")
+PER_MODEL = ("evaluate", "behave", "crossdomain", "explain")
 PER_DATASET = ("prepare", "select", "correlate", "report", "track")
 # imdb learns from scratch; yelp is fine-tuned from imdb (params.yaml: from_scratch, finetune)
 ALL_STAGES = (
@@ -178,10 +180,24 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         card = json.loads((proj / f"reports/{d}/data_card.json").read_text())
         assert card["splits"]["train"]["rows"] > 0 and card["splits"]["test"]["rows"] > 0
         assert card["source"]["via"] == ("download" if d == "imdb" else "path")
+        assert {"exact", "near", "test_in_train"} <= set(card["duplicates"])
         for m in ("mlp", "lstm"):
             metrics = json.loads((proj / f"reports/{d}/{m}/metrics.json").read_text())
             assert {"accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "confusion"} <= set(metrics)
             assert {"accuracy", "balanced_accuracy", "roc_auc", "flipped"} == set(metrics["shuffled_words"])
+            assert metrics["deduplicated"]["n_test"] + metrics["deduplicated"]["removed"] == metrics["n_test"]
+            behaviour = json.loads((proj / f"reports/{d}/{m}/behaviour.json").read_text())
+            assert {"mft", "dir", "typo"} <= set(behaviour) and 0 <= behaviour["mft"]["failure_rate"] <= 1
+            # the generated reviews have no person names: reported as skipped, with the reason
+            cases = json.loads((proj / f"reports/{d}/{m}/behaviour_cases.json").read_text())
+            names = next(c for c in cases if c["name"] == "person names swapped")
+            assert (
+                names["skipped"].startswith("0 of the ")
+                and "failure_rate" not in behaviour["tests"]["person_names_swapped"]
+            )
+            other = "yelp" if d == "imdb" else "imdb"
+            cross = json.loads((proj / f"reports/{d}/{m}/cross_domain.json").read_text())
+            assert list(cross) == [other] and 0 <= cross[other]["accuracy"] <= 1
             assert (proj / f"data/models/{d}/{m}.keras").is_file()
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
@@ -198,6 +214,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         assert (proj / f"reports/{d}/correlate/correlations.csv").is_file()
         page = (proj / f"reports/html/{d}/report.html").read_text()
         assert "SP-LIME" in page and "words shuffled" in page and "<script" not in page
+        assert "Behavioural tests" in page and "Real-world check" in page and "Duplicates and leakage" in page
         # pages that quote review text are DVC-cached, never committed to git
         for html_page in (f"reports/html/{d}/report.html", f"reports/html/{d}/lstm_explanations.html"):
             run(proj, "git", "check-ignore", "-q", html_page)
@@ -205,6 +222,8 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     files = next(iter(shown.values()))["data"]
     assert {f"reports/{d}/{m}/metrics.json" for d in ("imdb", "yelp") for m in ("mlp", "lstm")} <= set(files)
     assert "accuracy" in files["reports/imdb/lstm/metrics.json"]["data"]["shuffled_words"]
+    assert "failure_rate" in files["reports/imdb/lstm/behaviour.json"]["data"]["mft"]
+    assert "accuracy" in files["reports/yelp/mlp/cross_domain.json"]["data"]["imdb"]
 
     # MLflow: per dataset one parent run and a child per model, with params, metrics, curves, models
     runs = mlflow_runs(proj)
@@ -230,6 +249,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     child_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(lstm.info.run_id)}
     assert {"explain", "plots", "featurizer.json", "metrics.json"} <= child_artifacts
     assert "explain_aopc_comprehensiveness" in lstm.data.metrics
+    assert {"behaviour.mft.failure_rate", "cross_domain.yelp.accuracy"} <= set(lstm.data.metrics)
     model = mlflow.pyfunc.load_model(f"runs:/{lstm.info.run_id}/model")
     scored = model.predict(__import__("pandas").DataFrame({"text": ["great fun", "awful mess"]}))
     assert list(scored.columns) == ["proba", "label"] and len(scored) == 2
@@ -269,7 +289,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     second = dvc(proj, "repro")
     # select re-runs (the LSTM's predictions changed) but picks the same reviews, so the
     # MLP's explanations are not redone
-    lstm_stages = {f"{k}@{d}-lstm" for k in ("evaluate", "explain") for d in ("imdb", "yelp")}
+    lstm_stages = {f"{k}@{d}-lstm" for k in PER_MODEL for d in ("imdb", "yelp")}
     lstm_stages |= {"train@imdb-lstm", "finetune@yelp-lstm"}  # the fine-tuned LSTM starts from the new one
     dataset_stages = {f"{k}@{d}" for k in ("select", "correlate", "report", "track") for d in ("imdb", "yelp")}
     assert ran(second) == lstm_stages | dataset_stages

@@ -7,7 +7,7 @@ import pandas as pd
 
 from stages.common.config import EvaluateConfig
 from stages.correlate import lollipop_png
-from stages.evaluate import confusion_png, evaluate_predictions, order_sensitivity
+from stages.evaluate import confusion_png, deduplicated, evaluate_predictions, order_sensitivity
 from stages.report import build_report
 
 PNG = lollipop_png(pd.DataFrame({"word": ["a", "b"], "correlation": [0.1, -0.1]}), 1, "t")
@@ -15,6 +15,9 @@ PNG = lollipop_png(pd.DataFrame({"word": ["a", "b"], "correlation": [0.1, -0.1]}
 
 def _inputs() -> dict:
     ev = evaluate_predictions([0, 1, 0, 1], [0.2, 0.8, 0.6, 0.4], EvaluateConfig())
+    ev.metrics["deduplicated"] = deduplicated(
+        np.array([0, 1, 0, 1]), np.array([0.2, 0.8, 0.6, 0.4]), np.array([False, False, True, False]), 0.5
+    )
     ev.metrics["shuffled_words"] = order_sensitivity(
         np.array([0, 1, 0, 1]), np.array([0.2, 0.8, 0.6, 0.4]), np.array([0.3, 0.4, 0.6, 0.1]), 0.5
     )
@@ -37,12 +40,55 @@ def _inputs() -> dict:
         "explanations": [explanation],
         "sp_pick": ["test/pos/1_9"],
         "global_words": pd.DataFrame({"word": ["<b>great</b>"], "importance": [0.4]}),
+        "behaviour": [
+            {
+                "name": "negated positive",
+                "kind": "mft",
+                "n_cases": 40,
+                "failed": 10,
+                "failure_rate": 0.25,
+                "skipped": None,
+                "failing_examples": [{"text": "The <em>film</em> was not good.", "p_positive": 0.8}],
+            },
+            {
+                "name": "person names swapped",
+                "kind": "inv",
+                "n_cases": 50,
+                "failed": 1,
+                "failure_rate": 0.02,
+                "skipped": None,
+                "failing_examples": [
+                    {
+                        "review_id": "test/pos/1_9",
+                        "edit": "<u>John</u> → Mary",
+                        "p_positive": 0.4,
+                        "p_positive_before": 0.6,
+                    }
+                ],
+            },
+            {
+                "name": "places swapped",
+                "kind": "inv",
+                "n_cases": 2,
+                "failed": 0,
+                "failure_rate": None,
+                "skipped": "2 of the 4 test reviews have a word from words.place, fewer than behave.min_cases (20)",
+                "failing_examples": [],
+            },
+        ],
+        "cross_domain": {"yelp": {"n_test": 10, "accuracy": 0.7, "balanced_accuracy": 0.65, "roc_auc": 0.8}},
     }
     return {
         "card": {
             "splits": {"train": {"rows": 4, "negative": 2, "positive": 2}},
             "text_words": {"median": 3},
             "source": {"location": "x", "via": "path", "sha256": "0"},
+            "duplicates": {
+                "normalised": "lower-case",
+                "exact": {"within_train": 3, "within_test": 1, "test_in_train": 2, "examples": [["te1", "tr<9>"]]},
+                "near": {"jaccard": 0.8, "within_train": 5, "within_test": 0, "test_in_train": 1, "examples": []},
+                "test_in_train": 3,
+            },
         },
         "models": {"mlp": model, "lstm": model},
         "texts": {"test/pos/1_9": "A great film <script>alert('x')</script>"},
@@ -62,3 +108,15 @@ def test_report_is_self_contained_and_escapes_reviews() -> None:
     assert "<td>0.2500</td>" in page  # the shuffled reviews' accuracy: one of four right
     for text in ("accuracy", "roc_auc", "words shuffled", "comprehensiveness", "SP-LIME", "Suspicious words"):
         assert text in page
+    assert "<em>" not in page and "<u>" not in page and "tr<9>" not in page  # suite text and ids escaped too
+
+
+def test_report_shows_duplicates_deduplicated_cross_domain_and_behaviour() -> None:
+    page = build_report("imdb", _inputs())
+    assert "3 test reviews have a twin in the training split, e.g. te1 ~ tr&lt;9&gt;" in page
+    # without the one leaked (and misclassified) review: two of three right
+    assert "<td>mlp</td><td>1</td><td>3</td><td>0.6667</td>" in page
+    assert "<td>yelp</td><td>0.7000</td><td>0.5000</td>" in page  # cross-domain beside its own test accuracy
+    assert "<td>negated positive</td><td>mft</td><td>25.0% of 40</td>" in page
+    assert "skipped (2 cases)" in page and "fewer than behave.min_cases (20)" in page
+    assert "test/pos/1_9: &lt;u&gt;John&lt;/u&gt; → Mary, p(positive) 0.600 → 0.400" in page

@@ -11,7 +11,11 @@ from stages.common.tracking import RunPlan, default_tracking_uri, project_root
 from stages.track import ModelState, lock_checksums, plan_runs
 
 PARAMS = {"base": {"seed": 1}, "models": ["mlp"], "mlp": {"hidden_units": [16, 16], "dropout": 0.5}, "x": None}
-CARD = {"splits": {"train": {"rows": 10}, "test": {"rows": 4}}, "source": {"sha256": "abc"}}
+CARD = {
+    "splits": {"train": {"rows": 10}, "test": {"rows": 4}},
+    "source": {"sha256": "abc"},
+    "duplicates": {"exact": {"test_in_train": 1, "examples": [["t1", "r1"]]}, "test_in_train": 2},
+}
 LOCK = {
     "stages": {
         "prepare@imdb": {"outs": [{"path": "data/prepared/imdb.parquet", "md5": "m1"}]},
@@ -32,6 +36,8 @@ def _state(tmp_path: Path) -> ModelState:
         metrics={"accuracy": 0.9, "confusion": {"tp": 3}},
         explain={"mean_fit_r2": 0.5, "faithfulness_k": [1, 2]},
         history=history,
+        behaviour={"mft": {"failure_rate": 0.25, "n_cases": 8}, "tests": {"names": {"n_cases": 0}}},
+        cross_domain={"yelp": {"accuracy": 0.8, "roc_auc": None}},
         artifacts=[(art, "")],
         model_file=tmp_path / "mlp.keras",
         featurizer_file=tmp_path / "featurizer.json",
@@ -72,7 +78,14 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
         "train_best_epoch": 2.0,
         "explain_mean_fit_r2": 0.5,
         "correlate_spearman": 0.4,
+        "behaviour.mft.failure_rate": 0.25,
+        "behaviour.mft.n_cases": 8.0,
+        "behaviour.tests.names.n_cases": 0.0,
+        "cross_domain.yelp.accuracy": 0.8,
     }
+    assert plan.metrics["data.duplicates.test_in_train"] == 2.0
+    assert plan.metrics["data.duplicates.exact.test_in_train"] == 1.0
+    assert plan.metrics["mlp.behaviour.mft.failure_rate"] == 0.25
     assert plan.metrics["mlp.explain_mean_fit_r2"] == 0.5
     assert child.step_metrics == {"loss": [0.6, 0.4], "val_loss": [0.65, 0.5]}
     assert child.tags["model"] == "mlp" and "dvc.baseline_rev" not in child.tags

@@ -68,12 +68,18 @@ class PrepareConfig:
     download_retries: int = 3
     download_timeout_s: float = 60.0
     max_review_bytes: int = 1_000_000  # a longer review is refused, naming it
+    near_duplicate_jaccard: float = 0.8  # word 3-shingle similarity from which two reviews are near-duplicates
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
         check(self.download_retries >= 1, f"{path}.download_retries", "must be >= 1")
         check(self.download_timeout_s > 0, f"{path}.download_timeout_s", "must be > 0")
         check(self.max_review_bytes >= 1, f"{path}.max_review_bytes", f"must be >= 1, got {self.max_review_bytes}")
+        check(
+            0.0 < self.near_duplicate_jaccard <= 0.98,  # MinHash LSH bands (128 permutations) need <= 0.98
+            f"{path}.near_duplicate_jaccard",
+            f"must be in (0, 0.98] (exact duplicates are counted apart), got {self.near_duplicate_jaccard}",
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,25 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class BehaveConfig:
+    """``behave:`` params (the tests themselves are in the suite file, ``behaviour.yaml``)."""
+
+    max_cases: int = 200  # per test: filled-in sentences, or edited test reviews
+    min_cases: int = 20  # a test with fewer cases is reported as skipped, with the reason
+    typos: int = 2  # words per review with two adjacent letters swapped
+    tolerance: float = 0.1  # directional tests: a move the wrong way up to this much is not a failure
+    examples: int = 3  # failing cases kept per test
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.max_cases >= 1, f"{path}.max_cases", f"must be >= 1, got {self.max_cases}")
+        check(1 <= self.min_cases <= self.max_cases, f"{path}.min_cases", "must be in [1, max_cases]")
+        check(self.typos >= 1, f"{path}.typos", f"must be >= 1, got {self.typos}")
+        check(0.0 <= self.tolerance < 1.0, f"{path}.tolerance", f"must be in [0, 1), got {self.tolerance}")
+        check(self.examples >= 0, f"{path}.examples", f"must be >= 0, got {self.examples}")
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """``select:`` params."""
 
@@ -291,6 +316,7 @@ def check_params(params: Mapping[str, Any]) -> None:
     if "finetune" in params:
         parse(FinetuneConfig, params["finetune"], "finetune")
     parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate")
+    parse(BehaveConfig, params.get("behave") or {}, "behave")
     parse(SelectConfig, params.get("select") or {}, "select")
     parse(ExplainConfig, params.get("explain") or {}, "explain")
     parse(CorrelateConfig, params.get("correlate") or {}, "correlate")

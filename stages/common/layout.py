@@ -23,6 +23,9 @@ TRAIN_SUMMARY = "train.json"
 METRICS = "metrics.json"
 EXPLAIN_METRICS = "explain.json"
 EXPLAIN_TIMING = "explain_timing.json"
+BEHAVIOUR = "behaviour.json"
+BEHAVIOUR_CASES = "behaviour_cases.json"
+CROSS_DOMAIN = "cross_domain.json"
 # reports/<dataset>/explain/
 SELECTION = "selection.json"
 # reports/<dataset>/explain/<model>/

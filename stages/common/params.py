@@ -57,6 +57,7 @@ SECTIONS = (
     "from_scratch",
     "vectorize",
     "finetune",
+    "behave",
     "select",
     "explain",
     "correlate",
