@@ -121,6 +121,7 @@ def global_importance(explanations: Sequence[Explanation]) -> pd.DataFrame:
 
 
 SUPPORT, CONTRADICT = "#2e7d32", "#c62828"
+LABELLED_COLUMNS = 24  # a wider heatmap names no review under its columns
 
 
 def features_png(explanations: Sequence[Explanation], title: str) -> bytes:
@@ -163,10 +164,15 @@ def heatmap_png(explanations: Sequence[Explanation], title: str, max_words: int 
             if w in words:
                 grid[words.index(w), j] = v
     lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(explanations), 1.2 + 0.22 * len(words)))
+    fig, ax = plt.subplots(figsize=(min(1.2 + 0.55 * len(explanations), 14.0), 1.2 + 0.22 * len(words)))
     im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_yticks(range(len(words)), words, fontsize=7)
-    ax.set_xticks(range(len(explanations)), [e.review_id for e in explanations], rotation=60, ha="right", fontsize=6)
+    if len(explanations) <= LABELLED_COLUMNS:
+        ax.set_xticks(
+            range(len(explanations)), [e.review_id for e in explanations], rotation=60, ha="right", fontsize=6
+        )
+    else:
+        ax.set_xlabel(f"{len(explanations)} explained reviews", fontsize=8)
     fig.colorbar(im, ax=ax, label="weight toward positive", shrink=0.6)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -223,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             encoding="utf-8",
         )
         global_importance(explanations).to_csv(tmp / layout.GLOBAL_WORDS, index=False, float_format="%.6f")
-        (tmp / layout.FEATURES_PNG).write_bytes(features_png(explanations, f"{args.name}: LIME feature importance"))
+        shown = [explanations[i] for i in picked]  # one chart per SP-LIME pick; the heatmap shows all
+        (tmp / layout.FEATURES_PNG).write_bytes(features_png(shown, f"{args.name}: LIME, the SP-LIME pick"))
         (tmp / layout.HEATMAP_PNG).write_bytes(heatmap_png(explanations, f"{args.name}: LIME weights, words × reviews"))
     write_text(args.highlight, highlight_html(reviews, explanations, f"{args.name}: LIME explanations"))
     write_json(args.metrics, metrics)

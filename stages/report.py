@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from stages.common import cli, layout, render
-from stages.common.io import read_json, write_text
+from stages.common import cli, layout, render, scorecard
+from stages.common.io import read_json, write_json, write_text
 from stages.common.params import load_params, section
 from stages.common.store import read_table
 
@@ -56,9 +56,14 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     card, models = data["card"], data["models"]
     e = render.esc
     body = [f"<h1>Sentiment models on {e(dataset)}: accuracy and trust</h1>"]
+    body.append("<h2>Scorecard</h2>")
+    body.append(render.table(data["scorecard"]["table"]))
+    body.append(f"<p id='verdict'>{e(data['scorecard']['paragraph'])}</p>")
     body.append(
-        "<p>Every figure on this page comes from the files the DVC pipeline wrote (see "
-        "<code>dvc.yaml</code>); the params are in <code>params.yaml</code> and MLflow.</p>"
+        "<p class='meta'>A model is ahead on a measure when it beats the other by more than the measure's "
+        "margin; the paragraph is generated from the table by the rule in <code>stages/common/scorecard.py</code>. "
+        "Every figure on this page comes from the files the DVC pipeline wrote (see <code>dvc.yaml</code>); the "
+        "params are in <code>params.yaml</code> and MLflow.</p>"
     )
     body.append("<h2>Data</h2>")
     splits = pd.DataFrame(
@@ -271,13 +276,49 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "sp_pick": read_json(ex_dir / layout.SP_PICK)["review_ids"],
             "global_words": pd.read_csv(ex_dir / layout.GLOBAL_WORDS, keep_default_na=False),
             "behaviour": read_json(args.reports / m / layout.BEHAVIOUR_CASES),
+            "behaviour_metrics": read_json(args.reports / m / layout.BEHAVIOUR),
+            "predicted": pd.read_parquet(args.predictions / f"{m}.parquet", columns=["id", "predicted"]),
             "cross_domain": read_json(args.reports / m / layout.CROSS_DOMAIN),
         }
     data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
     data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()
     data["suspicious"] = pd.read_csv(args.reports / "correlate" / layout.SUSPICIOUS_WORDS, keep_default_na=False)
     data["correlate_metrics"] = read_json(args.reports / layout.CORRELATE_METRICS)
+    data["scorecard"] = build_scorecard(data)
     return data
+
+
+def build_scorecard(data: dict[str, Any]) -> dict[str, Any]:
+    """The scorecard table and its generated paragraph, from the loaded inputs. Pure."""
+    models = data["models"]
+    figures = {
+        m: {
+            "metrics": d["metrics"],
+            "cross_domain": d.get("cross_domain"),
+            "explain": d["explain_metrics"],
+            "correlate": data["correlate_metrics"].get(m),
+            "behaviour": d.get("behaviour_metrics"),
+        }
+        for m, d in models.items()
+    }
+    card = scorecard.table(figures)
+    predicted = [d["predicted"].set_index("id")["predicted"] for d in models.values() if "predicted" in d]
+    disagreement = None
+    if len(predicted) >= 2:
+        joined = pd.concat(predicted, axis=1, join="inner")
+        disagreement = (int((joined.nunique(axis=1) > 1).sum()), len(joined))
+    suspicious = data["suspicious"]
+    words = (
+        {m: suspicious.loc[suspicious["model"] == m, "word"].tolist() for m in models} if "model" in suspicious else {}
+    )
+    text = scorecard.paragraph(
+        card,
+        list(models),
+        disagreement=disagreement,
+        behaviour={m: d.get("behaviour") or [] for m, d in models.items()},
+        suspicious=words,
+    )
+    return {"table": card, "paragraph": text}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -287,10 +328,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--table", type=Path, required=True)
     p.add_argument("--reports", type=Path, required=True, help="the dataset's reports directory")
     p.add_argument("--plots", type=Path, required=True, help="the plots root (<kind>/<dataset>/<model>.*)")
+    p.add_argument("--predictions", type=Path, required=True, help="the dataset's predictions, <model>.parquet")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--scorecard", type=Path, required=True, help="the scorecard table and paragraph (.json)")
     args = p.parse_args(argv)
     models = section(load_params(args.params), "models")
-    html_text = build_report(args.dataset, load_inputs(args, models))
+    data = load_inputs(args, models)
+    html_text = build_report(args.dataset, data)
+    card = data["scorecard"]
+    write_json(args.scorecard, {"table": card["table"].to_dict(orient="records"), "paragraph": card["paragraph"]})
     write_text(args.out, html_text)
     log.info("%s: report written (%d kB)", args.dataset, len(html_text) // 1024)
 

@@ -27,6 +27,7 @@ from stages.common.errors import DataError, TrackingError
 from stages.common.io import read_json, write_json
 from stages.common.params import flatten, load_params, parse, section
 from stages.common.tracking import (
+    DatasetRef,
     MlflowTracker,
     ModelArtifact,
     RunPlan,
@@ -38,6 +39,8 @@ from stages.common.tracking import (
 )
 
 log = logging.getLogger(__name__)
+
+SCORECARD_TABLE = "scorecard.json"  # the MLflow table artifact on the parent run (compare runs on it)
 
 
 @dataclass
@@ -98,11 +101,13 @@ def plan_runs(
     tags.update({f"dvc.md5.{path}": md5 for path, md5 in lock_checksums(lock, dataset).items()})
     tags = {k: v for k, v in tags.items() if v != ""}
     commit = tags["git.commit"][:8]
+    used = _datasets(dataset, card, lock)
     parent = RunPlan(
         name=f"{dataset} @ {commit}{'+dirty' if tags['git.dirty'] == 'true' else ''}",
         params=flat,
         tags={**tags, "run.kind": "pipeline"},
         artifacts=list(run_artifacts),
+        datasets=used,
     )
     parent.metrics.update({f"data.{split}_rows": float(v["rows"]) for split, v in (card.get("splits") or {}).items()})
     dups = card.get("duplicates") or {}
@@ -128,9 +133,23 @@ def plan_runs(
             tags={**tags, "run.kind": "model", "model": m.name},
             artifacts=list(m.artifacts),
             model=ModelArtifact(keras_file=m.model_file, featurizer_file=m.featurizer_file, threshold=threshold),
+            datasets=used,
         )
         parent.children.append(child)
     return parent
+
+
+def _datasets(dataset: str, card: Mapping[str, Any], lock: Mapping[str, Any]) -> list[DatasetRef]:
+    """The prepared table the runs trained and were tested on: its DVC md5 and the raw data's location."""
+    source = card.get("source") or {}
+    prepared = next(
+        (md5 for path, md5 in lock_checksums(lock, dataset).items() if path.endswith(f"/{dataset}.parquet")),
+        None,
+    )
+    digest = prepared or str(source.get("sha256", ""))[:32]
+    if not digest or not source.get("location"):
+        return []
+    return [DatasetRef(name=dataset, digest=digest, source=str(source["location"]), context="train and test")]
 
 
 def _number(v: Any) -> bool:
@@ -195,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--features", type=Path, required=True, help="the dataset's features directory")
     p.add_argument("--plots", type=Path, nargs="+", default=[], help="directories holding <model>.* plot files")
     p.add_argument("--html", type=Path, help="the dataset's HTML pages (report.html, <model>_*.html)")
+    p.add_argument("--scorecard", type=Path, help="the report's scorecard (.json): a table on the parent run")
     p.add_argument("--lock", type=Path, default=Path("dvc.lock"))
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
@@ -218,11 +238,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         states,
         correlate=read_json(correlate_file) if correlate_file.is_file() else None,
         lock=lock,
-        git=git_state(),
+        git=git_state(ignore=[str(args.lock), layout.dvc_paths()["reports"]]),
         env=os.environ,
         run_artifacts=run_artifacts,
         threshold=threshold,
     )
+    if args.scorecard is not None and args.scorecard.is_file():
+        plan.tables[SCORECARD_TABLE] = read_json(args.scorecard)["table"]
     uri = default_tracking_uri()
     experiment = f"{cfg.experiment_prefix}-{args.dataset}"
     tracker = MlflowTracker(uri, artifact_root=project_root() / "mlartifacts")

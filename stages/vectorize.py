@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from stages.common import cli
+from stages.common.config import featurizer_config
 from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
-from stages.common.params import load_params, parse, section
+from stages.common.params import load_params
 from stages.common.store import read_table, transform_splits, write_features
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     key = f"vectorize.{args.model}"
-    cfg = parse(FeaturizerConfig, section(params, key), key)
+    cfg = featurizer_config(params, args.model)
     table = read_table(args.table)
     featurizer, splits = vectorize(table, cfg)
     log.info(

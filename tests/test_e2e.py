@@ -215,6 +215,8 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         page = (proj / f"reports/html/{d}/report.html").read_text()
         assert "SP-LIME" in page and "words shuffled" in page and "<script" not in page
         assert "Behavioural tests" in page and "Real-world check" in page and "Duplicates and leakage" in page
+        scorecard = json.loads((proj / f"reports/scorecard/{d}.json").read_text())
+        assert scorecard["paragraph"].startswith("The evidence favours") and len(scorecard["table"]) == 13
         # pages that quote review text are DVC-cached, never committed to git
         for html_page in (f"reports/html/{d}/report.html", f"reports/html/{d}/lstm_explanations.html"):
             run(proj, "git", "check-ignore", "-q", html_page)
@@ -245,7 +247,18 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert [h.step for h in history] == [1]
     parent_id = lstm.data.tags["mlflow.parentRunId"]
     parent_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent_id)}
-    assert {"params.yaml", "dvc.lock", "data_card.json", "report.html", "correlate"} <= parent_artifacts
+    assert {
+        "params.yaml",
+        "dvc.lock",
+        "data_card.json",
+        "report.html",
+        "correlate",
+        "scorecard.json",
+    } <= parent_artifacts
+    assert [d.dataset.name for d in lstm.inputs.dataset_inputs] == ["imdb"]
+    assert mlflow.MlflowClient().get_run(parent_id).data.tags["git.dirty"] == "false"  # dvc.lock rewrites don't count
+    experiment = mlflow.MlflowClient().get_experiment(lstm.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     child_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(lstm.info.run_id)}
     assert {"explain", "plots", "featurizer.json", "metrics.json"} <= child_artifacts
     assert "explain_aopc_comprehensiveness" in lstm.data.metrics

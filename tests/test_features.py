@@ -138,3 +138,36 @@ def test_transform_rejects_a_bare_string() -> None:
     f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=5))
     with pytest.raises(TypeError):
         f.transform("good movie")
+
+
+@pytest.mark.parametrize("kind", ["bow", "seq"])
+def test_excluded_terms_are_never_seen_in_fitting_or_encoding(kind: str) -> None:
+    texts = ["Hong Kong was great fun", "a dull mess in Kong", "great great film", "dull film"]
+    ngrams = (1, 2) if kind == "bow" else (1, 1)
+    plain = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams))
+    fixed = fit_featurizer(
+        texts, FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams, exclude_terms=("hong", "kong"))
+    )
+    assert "kong" in plain.vocabulary and not any("kong" in t or "hong" in t for t in fixed.vocabulary)
+    with_words, without = fixed.transform(["Hong Kong was great fun"]), fixed.transform(["was great fun"])
+    as_array = (lambda X: X.toarray()) if kind == "bow" else np.asarray
+    np.testing.assert_array_equal(as_array(with_words), as_array(without))
+    if kind == "bow":
+        assert "was great" in fixed.vocabulary and "kong was" in plain.vocabulary
+    again = Featurizer.from_json(fixed.to_json())
+    assert again.config.exclude_terms == ("hong", "kong") and again == fixed
+    assert '"exclude_terms"' not in plain.to_json()  # no exclusions: the file is as it always was
+
+
+def test_exclude_terms_is_one_list_for_every_model_and_checked() -> None:
+    from stages.common.config import featurizer_config
+    from stages.common.errors import ParamsError
+
+    params = {"vectorize": {"exclude_terms": ["Hong", "kong"], "mlp": {"kind": "bow", "max_tokens": 10}}}
+    assert featurizer_config(params, "mlp").exclude_terms == ("hong", "kong")
+    params["vectorize"]["exclude_terms"] = ["hong kong"]
+    with pytest.raises(ParamsError, match=r"vectorize\.exclude_terms\[0\]: 'hong kong' is not one word"):
+        featurizer_config(params, "mlp")
+    params["vectorize"] = {"mlp": {"kind": "bow", "max_tokens": 10, "exclude_terms": ["x"]}}
+    with pytest.raises(ParamsError, match=r"vectorize\.mlp\.exclude_terms: set vectorize\.exclude_terms"):
+        featurizer_config(params, "mlp")

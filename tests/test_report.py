@@ -8,7 +8,7 @@ import pandas as pd
 from stages.common.config import EvaluateConfig
 from stages.correlate import lollipop_png
 from stages.evaluate import confusion_png, deduplicated, evaluate_predictions, order_sensitivity
-from stages.report import build_report
+from stages.report import build_report, build_scorecard
 
 PNG = lollipop_png(pd.DataFrame({"word": ["a", "b"], "correlation": [0.1, -0.1]}), 1, "t")
 
@@ -77,8 +77,15 @@ def _inputs() -> dict:
             },
         ],
         "cross_domain": {"yelp": {"n_test": 10, "accuracy": 0.7, "balanced_accuracy": 0.65, "roc_auc": 0.8}},
+        "behaviour_metrics": {"mft": {"failure_rate": 0.25, "n_cases": 40}, "inv": {"failure_rate": 0.02}},
+        "predicted": pd.DataFrame({"id": ["a", "b", "c", "d"], "predicted": [0, 1, 1, 0]}),
     }
-    return {
+    lstm = {
+        **model,
+        "metrics": {**ev.metrics, "accuracy": 0.6},
+        "predicted": pd.DataFrame({"id": ["a", "b", "c", "d"], "predicted": [0, 1, 0, 0]}),
+    }
+    data = {
         "card": {
             "splits": {"train": {"rows": 4, "negative": 2, "positive": 2}},
             "text_words": {"median": 3},
@@ -90,12 +97,14 @@ def _inputs() -> dict:
                 "test_in_train": 3,
             },
         },
-        "models": {"mlp": model, "lstm": model},
+        "models": {"mlp": model, "lstm": lstm},
         "texts": {"test/pos/1_9": "A great film <script>alert('x')</script>"},
         "lollipop_png": PNG,
-        "suspicious": pd.DataFrame({"word": ["<i>zombie</i>"], "importance": [0.3]}),
+        "suspicious": pd.DataFrame({"word": ["<i>zombie</i>"], "importance": [0.3], "model": ["lstm"]}),
         "correlate_metrics": {"mlp": {"spearman_lime_vs_correlation": 0.5}},
     }
+    data["scorecard"] = build_scorecard(data)
+    return data
 
 
 def test_report_is_self_contained_and_escapes_reviews() -> None:
@@ -120,3 +129,15 @@ def test_report_shows_duplicates_deduplicated_cross_domain_and_behaviour() -> No
     assert "<td>negated positive</td><td>mft</td><td>25.0% of 40</td>" in page
     assert "skipped (2 cases)" in page and "fewer than behave.min_cases (20)" in page
     assert "test/pos/1_9: &lt;u&gt;John&lt;/u&gt; → Mary, p(positive) 0.600 → 0.400" in page
+
+
+def test_the_scorecard_opens_the_report_with_its_generated_paragraph() -> None:
+    page = build_report("imdb", _inputs())
+    assert page.index("<h2>Scorecard</h2>") < page.index("<h2>Data</h2>")
+    assert "<td>accuracy</td><td>higher</td><td>0.5000</td><td>0.6000</td><td>lstm</td>" in page
+    # one of the four test reviews is labelled differently by the two models
+    assert "The models label 1 of the 4 test reviews differently (25.0%)." in page
+    verdict = page.split("id='verdict'>")[1].split("</p>")[0]
+    assert verdict.startswith("The evidence favours lstm: ahead on 1 of 13 measures (accuracy), behind on none.")
+    assert "Inspect first in lstm: &#x27;negated positive&#x27;, 25.0% of its cases failed" in verdict
+    assert "suspicious words it leans on: &lt;i&gt;zombie&lt;/i&gt;." in verdict

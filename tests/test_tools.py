@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,3 +116,65 @@ def test_predict_cli_on_a_local_pipeline_model(
     monkeypatch.setattr(sys, "stdin", io.StringIO("awful\n"))
     predict_main(["--model", "imdb/mlp"])
     assert "top words: awful" in capsys.readouterr().out
+
+
+def test_batch_scoring_writes_csv_and_jsonl_and_matches_mlflow_models_predict(tmp_path: Path) -> None:
+    """`--no-explain` on a registered model gives what `mlflow models predict` gives for it."""
+    import subprocess
+
+    import pandas as pd
+
+    from stages.common.tracking import MlflowTracker, ModelArtifact, RunPlan
+    from tests.test_track import _logged_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    keras_file, feat = _logged_model(tmp_path, 3)
+    child = RunPlan(
+        name="imdb/mlp",
+        metrics={"test_accuracy": 0.9},
+        tags={"run.kind": "model", "model": "mlp"},
+        model=ModelArtifact(keras_file=keras_file, featurizer_file=feat),
+    )
+    tracker = MlflowTracker(uri, artifact_root=tmp_path / "artifacts")
+    tracker.record("sentiment-imdb", RunPlan(name="imdb @ x", children=[child]))
+    tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")
+    reviews = tmp_path / "reviews.csv"
+    pd.DataFrame({"id": [1, 2, 3], "text": ["good film", "bad film, great fun", "bad"]}).to_csv(reviews, index=False)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    model = "models:/sentiment-imdb@champion"
+    predict = [sys.executable, "-m", "tools.predict", "--model", model, "--no-explain"]
+    for out in ("scores.csv", "scores.jsonl"):
+        subprocess.run(
+            [*predict, "--file", str(reviews), "--out", str(tmp_path / out), "--params", str(ROOT / "params.yaml")],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    ours = pd.read_csv(tmp_path / "scores.csv")
+    assert list(ours.columns) == ["row", "proba", "label"] and len(ours) == 3
+    assert pd.read_json(tmp_path / "scores.jsonl", lines=True)["proba"].round(6).tolist() == ours["proba"].tolist()
+    mlflow_predict = [sys.executable, "-m", "mlflow", "models", "predict", "-m", model]
+    served = subprocess.run(
+        [
+            *mlflow_predict,
+            "-i",
+            str(reviews),
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+            "-o",
+            str(tmp_path / "mlflow.json"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    theirs = pd.DataFrame(json.loads((tmp_path / "mlflow.json").read_text())["predictions"])
+    np.testing.assert_allclose(ours["proba"], theirs["proba"], atol=1e-6)
+    assert ours["label"].tolist() == theirs["label"].tolist()

@@ -184,3 +184,54 @@ def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Pa
     mlflow.set_tracking_uri(uri)
     scored = mlflow.pyfunc.load_model("models:/sentiment-imdb@champion").predict(pd.DataFrame({"text": ["good"]}))
     assert list(scored.columns) == ["proba", "label"] and 0 <= scored["proba"][0] <= 1
+
+
+def test_runs_record_their_dataset_and_open_in_the_training_view(tmp_path: Path) -> None:
+    import mlflow
+
+    from stages.common.tracking import DatasetRef, MlflowTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ref = DatasetRef(
+        name="imdb", digest="m1", source="https://example.invalid/aclImdb.tar.gz", context="train and test"
+    )
+    plan = RunPlan(name="imdb @ x", datasets=[ref], tables={"scorecard.json": [{"measure": "accuracy", "mlp": 0.9}]})
+    ids = MlflowTracker(uri, artifact_root=tmp_path / "artifacts").record("sentiment-imdb", plan)
+    client = mlflow.MlflowClient(uri)
+    assert client.get_experiment_by_name("sentiment-imdb").tags["mlflow.experimentKind"] == "custom_model_development"
+    run = client.get_run(ids["imdb @ x"])
+    (logged,) = run.inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest) == ("imdb", "m1")
+    assert "example.invalid/aclImdb.tar.gz" in logged.dataset.source
+    assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == "train and test"
+    assert "scorecard.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_plan_names_the_prepared_table_as_the_runs_dataset(tmp_path: Path) -> None:
+    card = {**CARD, "source": {"location": "https://example.invalid/a.tar.gz", "sha256": "abc"}}
+    plan = plan_runs("imdb", PARAMS, card, [_state(tmp_path)], lock=LOCK, git={}, env={})
+    assert [(d.name, d.digest) for d in plan.datasets] == [("imdb", "m1")]
+    assert plan.children[0].datasets == plan.datasets
+
+
+def test_dvc_lock_and_reports_rewritten_by_a_run_do_not_make_it_dirty(tmp_path: Path) -> None:
+    import subprocess
+
+    from stages.common.tracking import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    for name in ("dvc.lock", "reports/metrics.json", "params.yaml"):
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "x")
+    (tmp_path / "dvc.lock").write_text("b\n")
+    (tmp_path / "reports/metrics.json").write_text("b\n")
+    ignore = ["dvc.lock", "reports"]
+    assert git_state(tmp_path, ignore)["dirty"] == "false"
+    assert git_state(tmp_path)["dirty"] == "true"
+    (tmp_path / "params.yaml").write_text("b\n")
+    assert git_state(tmp_path, ignore)["dirty"] == "true"

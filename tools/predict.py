@@ -1,13 +1,17 @@
-"""predict: label, probability and the top LIME words for review text.
+"""predict: label, probability and the top LIME words for review text; or a whole file, without LIME.
 
 The model is a registered one (``models:/sentiment-imdb@champion``), any logged one
 (``runs:/<run id>/model``), or a local pipeline output (``imdb/mlp``: the model and
 featurizer that ``dvc repro`` wrote, found through ``dvc.yaml``'s paths). Reviews come as
-arguments, from ``--file`` (one review per line) or from stdin (one per line). LIME runs
-with the ``explain:`` params (its fast path), seeded per review as in the explain stage.
+arguments, from ``--file`` (one review per line, or a CSV with a ``--text-column``) or from
+stdin (one per line). LIME runs with the ``explain:`` params (its fast path), seeded per review
+as in the explain stage. ``--no-explain`` scores in batches with a progress bar instead (the
+probabilities ``mlflow models predict`` gives for the same model) and writes ``--out`` as CSV or
+JSON lines.
 
     python -m tools.predict --model imdb/mlp "A moving, beautifully acted film."
     echo "Cold food, rude staff." | python -m tools.predict --model models:/sentiment-yelp@champion
+    python -m tools.predict --model imdb/lstm --no-explain --file reviews.csv --out scores.csv
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,11 +88,54 @@ def predict_texts(
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
-    """Reviews from arguments, ``--file`` or stdin (one per line, blank lines skipped)."""
+    """Reviews from arguments, ``--file`` or stdin (one per line, blank lines skipped; a ``.csv``: its text column)."""
     if args.text:
         return list(args.text)
+    if args.file and ".csv" in [x.lower() for x in Path(args.file).suffixes]:
+        import pandas as pd
+
+        table = pd.read_csv(args.file, keep_default_na=False)
+        if args.text_column not in table.columns:
+            raise ValueError(
+                f"{args.file}: column {args.text_column!r} not found (columns: {', '.join(map(str, table.columns))}); "
+                "name it with --text-column"
+            )
+        return table[args.text_column].astype(str).tolist()
     source = Path(args.file).read_text(encoding="utf-8") if args.file else sys.stdin.read()
     return [line.strip() for line in source.splitlines() if line.strip()]
+
+
+def score_texts(texts: Sequence[str], featurizer: Featurizer, model: Any, batch_size: int = 1024) -> Any:
+    """P(positive) of every text, in batches, with a progress bar (no LIME): the pyfunc model's numbers."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from stages.common.prediction import predict_proba
+
+    out = np.zeros(len(texts))
+    with tqdm(total=len(texts), unit="review", desc="scoring", file=sys.stderr, disable=None) as bar:
+        for lo in range(0, len(texts), batch_size):
+            batch = texts[lo : lo + batch_size]
+            out[lo : lo + len(batch)] = predict_proba(model, featurizer.transform(batch), batch_size=batch_size)
+            bar.update(len(batch))
+    return out
+
+
+def write_scores(texts: Sequence[str], proba: Any, threshold: float, out: Path | None) -> None:
+    """``row, proba, label`` per review: CSV or JSON lines by ``out``'s suffix (stdout: JSON lines)."""
+    import pandas as pd
+
+    from stages.common.io import atomic_path
+
+    table = pd.DataFrame({"row": range(len(texts)), "proba": proba, "label": (proba >= threshold).astype(int)})
+    if out is None:
+        sys.stdout.write(table.to_json(orient="records", lines=True))
+        return
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False, float_format="%.6f")
+        else:
+            table.to_json(tmp, orient="records", lines=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -95,12 +143,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("text", nargs="*", help="review text(s); none: read --file or stdin")
     p.add_argument("--model", required=True, help="models:/<name>@<alias>, runs:/<id>/model, or dataset/model")
-    p.add_argument("--file", help="a file with one review per line")
+    p.add_argument("--file", help="a file with one review per line, or a .csv with a text column")
+    p.add_argument("--text-column", default="text", help="the review column of a --file .csv (default: text)")
+    p.add_argument("--no-explain", action="store_true", help="probabilities only, in batches (for many reviews)")
+    p.add_argument("--out", type=Path, help="with --no-explain: write .csv or .jsonl here (default: stdout)")
     p.add_argument("--top", type=int, default=None, help="LIME words to show (default: explain.num_features)")
     p.add_argument("--json", action="store_true", help="one JSON object per review")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
     params = load_params(args.params)
     explain = params.get("explain") or {}
     random_state = explain.get("random_state")
@@ -115,6 +167,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.error("no review text given (arguments, --file or stdin)")
         raise SystemExit(1)
     featurizer = Featurizer.from_json(featurizer_file.read_text(encoding="utf-8"))
+    if args.no_explain:
+        threshold = float((params.get("evaluate") or {}).get("threshold", 0.5))
+        start = time.perf_counter()
+        proba = score_texts(texts, featurizer, load_model(keras_file))
+        seconds = time.perf_counter() - start
+        write_scores(texts, proba, threshold, args.out)
+        log.info("%d reviews scored in %.1f s (%.0f reviews/s)", len(texts), seconds, len(texts) / seconds)
+        return
+    if args.out is not None:
+        log.error("--out writes the scores of --no-explain; without it the output is printed")
+        raise SystemExit(1)
     model = TextModel(featurizer, fast_predictor(load_model(keras_file)))
     results = predict_texts(texts, model, explain, random_state, args.top or int(explain.get("num_features", 10)))
     for r in results:

@@ -302,15 +302,34 @@ class TrackConfig:
     register: RegisterConfig | None = None  # null: register nothing
 
 
+EXCLUDE_TERMS = "exclude_terms"  # vectorize.exclude_terms: words every model's featurizer leaves out
+
+
+def featurizer_config(params: Mapping[str, Any], model: str) -> FeaturizerConfig:
+    """``vectorize.<model>`` with the shared ``vectorize.exclude_terms`` (lower-cased), checked."""
+    key = f"vectorize.{model}"
+    raw = dict(section(params, key))
+    if EXCLUDE_TERMS in raw:
+        raise ParamsError(f"{key}.{EXCLUDE_TERMS}: set vectorize.{EXCLUDE_TERMS} (every model leaves them out)")
+    terms = section(params, "vectorize").get(EXCLUDE_TERMS) or []
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+        raise ParamsError(f"vectorize.{EXCLUDE_TERMS}: expected a list of words, got {terms!r}")
+    raw[EXCLUDE_TERMS] = sorted({t.strip().lower() for t in terms})
+    try:
+        return parse(FeaturizerConfig, raw, key)
+    except ParamsError as exc:
+        raise ParamsError(str(exc).replace(f"{key}.{EXCLUDE_TERMS}", f"vectorize.{EXCLUDE_TERMS}")) from None
+
+
 def check_params(params: Mapping[str, Any]) -> None:
     """Parse every section of ``params`` with its config class: the first error names its key path."""
     parse(PrepareConfig, params.get("prepare") or {}, "prepare")
     for name, raw in section(params, "datasets").items():
         parse(DatasetConfig, raw, f"datasets.{name}")
     for name in section(params, "models"):
-        parse(FeaturizerConfig, section(params, f"vectorize.{name}"), f"vectorize.{name}")
+        featurizer_config(params, name)
         parse(ModelConfig, section(params, name), name)
-    unknown = sorted(set(section(params, "vectorize")) - set(section(params, "models")))
+    unknown = sorted(set(section(params, "vectorize")) - set(section(params, "models")) - {EXCLUDE_TERMS})
     if unknown:
         raise ParamsError(f"vectorize.{unknown[0]}: not a model in models")
     if "finetune" in params:

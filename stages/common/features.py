@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -174,9 +174,16 @@ class FeaturizerConfig:
     maxlen: int = 200
     padding: Literal["pre", "post"] = "pre"
     truncating: Literal["pre", "post"] = "pre"
+    exclude_terms: tuple[str, ...] = ()  # words the model never sees (vectorize.exclude_terms)
 
     def validate(self, path: str) -> None:
         """Cross-field checks, with the key path in the message."""
+        for i, term in enumerate(self.exclude_terms):
+            check(
+                tokenize(term) == [term],
+                f"{path}.exclude_terms[{i}]",
+                f"{term!r} is not one word as the tokenizer reads it (lower-case letters, digits, inner ')",
+            )
         check(self.max_tokens > 0, f"{path}.max_tokens", f"must be > 0, got {self.max_tokens}")
         check(self.skip_top >= 0, f"{path}.skip_top", f"must be >= 0, got {self.skip_top}")
         check(
@@ -230,9 +237,19 @@ class Featurizer:
         LIME's fast path hands perturbed token sequences straight to this, so a perturbed review
         gets exactly the features its perturbed text would get, without building the text.
         """
+        batch = self.without_excluded(batch)
         if self.config.kind == "bow":
             return self._bow(batch)
         return self._seq(batch)
+
+    def without_excluded(self, batch: TokenBatch) -> TokenBatch:
+        """``batch`` less the words of ``exclude_terms``: the model reads the text as if they were not there."""
+        if not self.config.exclude_terms or not len(batch.ids):
+            return batch
+        excluded = set(self.config.exclude_terms)
+        drop = np.array([t in excluded for t in batch.terms], dtype=bool)
+        keep = ~drop[batch.ids]
+        return TokenBatch(terms=batch.terms, ids=batch.ids[keep], rows=batch.rows[keep], n_rows=batch.n_rows)
 
     def shuffle_words(self, batch: TokenBatch, seed: int) -> TokenBatch:
         """``batch`` with each text's words in a seeded random order: what word order is worth.
@@ -303,6 +320,10 @@ class Featurizer:
             "n_train_docs": self.n_train_docs,
         }
         data["config"]["ngram_range"] = list(self.config.ngram_range)
+        if not self.config.exclude_terms:  # a featurizer without exclusions stays byte-identical to earlier ones
+            del data["config"]["exclude_terms"]
+        else:
+            data["config"]["exclude_terms"] = list(self.config.exclude_terms)
         return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -311,6 +332,7 @@ class Featurizer:
         data = json.loads(text)
         cfg = dict(data["config"])
         cfg["ngram_range"] = tuple(cfg["ngram_range"])
+        cfg["exclude_terms"] = tuple(cfg.get("exclude_terms", ()))
         return cls(
             config=FeaturizerConfig(**cfg),
             vocabulary=list(data["vocabulary"]),
@@ -373,10 +395,20 @@ def pad(rows: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: st
     return out
 
 
-def _count_terms(texts: Sequence[str], ngram_range: Sequence[int], min_count: int) -> tuple[np.ndarray, sp.csr_matrix]:
+def _tokenizer(exclude_terms: Sequence[str]) -> Callable[[str], list[str]]:
+    """:func:`tokenize`, less ``exclude_terms`` (as :meth:`Featurizer.encode` reads a text)."""
+    if not exclude_terms:
+        return tokenize
+    excluded = set(exclude_terms)
+    return lambda text: [t for t in tokenize(text) if t not in excluded]
+
+
+def _count_terms(
+    texts: Sequence[str], ngram_range: Sequence[int], min_count: int, exclude_terms: Sequence[str] = ()
+) -> tuple[np.ndarray, sp.csr_matrix]:
     """The n-grams in at least ``min_count`` of ``texts`` and their counts (texts × terms), as sklearn counts."""
     counter = CountVectorizer(
-        tokenizer=tokenize,
+        tokenizer=_tokenizer(exclude_terms),
         token_pattern=None,
         lowercase=False,
         ngram_range=tuple(ngram_range),
@@ -397,7 +429,7 @@ def fit_featurizer(train_texts: Sequence[str], cfg: FeaturizerConfig) -> Featuri
     if len(train_texts) == 0:
         raise ValueError("cannot fit a vocabulary on an empty training split")
     try:
-        terms, counts = _count_terms(train_texts, cfg.ngram_range, cfg.min_count)
+        terms, counts = _count_terms(train_texts, cfg.ngram_range, cfg.min_count, cfg.exclude_terms)
     except ValueError as exc:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         raise ValueError(f"no term occurs in at least {cfg.min_count} training texts ({exc})") from exc
     totals = np.asarray(counts.sum(axis=0)).ravel()
@@ -426,15 +458,16 @@ def extend_vocabulary(featurizer: Featurizer, train_texts: Sequence[str], min_co
     known = set(featurizer.vocabulary)
     if cfg.kind == "bow":
         try:
-            terms, counts = _count_terms(train_texts, cfg.ngram_range, min_count)
+            terms, counts = _count_terms(train_texts, cfg.ngram_range, min_count, cfg.exclude_terms)
         except ValueError:  # sklearn: no term is in min_count texts
             return featurizer
         all_docs = np.bincount(counts.indices, minlength=len(terms))
         docs = {str(t): int(n) for t, n in zip(terms, all_docs, strict=True) if t not in known}
     else:
         docs = {}
+        words_of = _tokenizer(cfg.exclude_terms)
         for text in train_texts:
-            for word in set(tokenize(text)) - known:
+            for word in set(words_of(text)) - known:
                 docs[word] = docs.get(word, 0) + 1
     new = sorted((w for w, n in docs.items() if n >= min_count), key=lambda w: (-docs[w], w))
     if not new:

@@ -44,9 +44,16 @@ def table(df: pd.DataFrame, floats: str = "{:.4f}") -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
     rows = []
     for _, row in df.iterrows():
-        cells = "".join(f"<td>{esc(floats.format(v) if isinstance(v, float) else v)}</td>" for v in row.tolist())
+        cells = "".join(f"<td>{_cell(v, floats)}</td>" for v in row.tolist())
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _cell(value: Any, floats: str) -> str:
+    """One escaped table cell: floats formatted, a missing value as an empty cell."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return esc(floats.format(value) if isinstance(value, float) else value)
 
 
 def highlighted_reviews(texts: Mapping[str, str], explanations: Sequence[Mapping[str, Any]]) -> str:

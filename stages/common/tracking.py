@@ -43,6 +43,19 @@ class ModelArtifact:
     threshold: float = 0.5
 
 
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset a run used, for ``mlflow.log_input``: metadata only, never the reviews."""
+
+    name: str
+    digest: str
+    source: str  # URL or path of the raw data
+    context: str  # what the run did with it (MLflow's ``mlflow.data.context`` tag)
+
+
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow UI: the model-training view
+
+
 @dataclass
 class RunPlan:
     """Everything one MLflow run will hold; built by a pure function, logged by a tracker."""
@@ -54,6 +67,8 @@ class RunPlan:
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: list[tuple[Path, str]] = field(default_factory=list)  # (local file, artifact dir)
     model: ModelArtifact | None = None
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # artifact file -> rows (MLflow tables)
+    datasets: list[DatasetRef] = field(default_factory=list)
     children: list[RunPlan] = field(default_factory=list)
 
 
@@ -83,8 +98,12 @@ def default_tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
 
 
-def git_state(cwd: Path | None = None) -> dict[str, str]:
-    """Current commit and whether the work tree has uncommitted changes."""
+def git_state(cwd: Path | None = None, ignore: list[str] | None = None) -> dict[str, str]:
+    """Current commit and whether the work tree has uncommitted changes.
+
+    ``ignore``: paths whose changes do not count, such as ``dvc.lock`` and the committed metrics
+    that ``dvc repro`` itself rewrites while it runs: a run from a clean checkout is clean.
+    """
 
     def git(*args: str) -> str | None:
         try:
@@ -94,7 +113,7 @@ def git_state(cwd: Path | None = None) -> dict[str, str]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *[f":(exclude){p}" for p in ignore or []])
     return {
         "commit": commit or "unknown",
         "dirty": "unknown" if status is None else str(bool(status)).lower(),
@@ -125,12 +144,16 @@ class MlflowTracker:
     def _experiment_id(self, name: str) -> str:
         client = self.mlflow.MlflowClient()
         exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        location = None
-        if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
-            location = (self.artifact_root / name).as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        if exp is None:
+            location = None
+            if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
+                location = (self.artifact_root / name).as_uri()
+            exp_id = client.create_experiment(name, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        if exp is None or exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+            client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+        return exp_id
 
     def record(self, experiment: str, plan: RunPlan) -> dict[str, str]:
         """Log the parent run and its children; returns run ids by run name."""
@@ -251,6 +274,12 @@ class MlflowTracker:
                 metrics += [Metric(key, float(v), ts, step) for step, v in enumerate(values, start=1)]
             for i in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[i : i + 1000])
+            if plan.datasets:
+                self._log_inputs(run_id, plan.datasets)
+            for artifact_file, records in plan.tables.items():
+                import pandas as pd
+
+                client.log_table(run_id, pd.DataFrame.from_records(records), artifact_file)
             if earlier is None:
                 for path, artifact_dir in plan.artifacts:
                     client.log_artifact(run_id, str(path), artifact_dir or None)
@@ -264,6 +293,16 @@ class MlflowTracker:
             client.set_terminated(run_id, "FAILED")
             raise
         client.set_terminated(run_id, "FINISHED")
+
+    def _log_inputs(self, run_id: str, datasets: list[DatasetRef]) -> None:
+        """``mlflow.log_input`` for each dataset: name, digest and source (metadata, not the data)."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        with self.mlflow.start_run(run_id=run_id):
+            for d in datasets:
+                dataset = MetaDataset(resolve_dataset_source(d.source), name=d.name, digest=d.digest)
+                self.mlflow.log_input(dataset, context=d.context)
 
     def _log_model(self, run_id: str, model: ModelArtifact) -> None:
         from importlib.metadata import version
