@@ -57,7 +57,7 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     e = render.esc
     body = [f"<h1>Sentiment models on {e(dataset)}: accuracy and trust</h1>"]
     body.append("<h2>Scorecard</h2>")
-    body.append(render.table(data["scorecard"]["table"]))
+    body.append(render.table(_shown(data["scorecard"]["table"], list(models))))
     body.append(f"<p id='verdict'>{e(data['scorecard']['paragraph'])}</p>")
     body.append(
         "<p class='meta'>A model is ahead on a measure when it beats the other by more than the measure's "
@@ -154,6 +154,17 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     )
     body.append(render.table(data["suspicious"]))
     return render.page(f"{dataset}: sentiment models report", body)
+
+
+def _shown(card: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """The scorecard with its figures as text: counts whole, the rest to four places."""
+    shown = card.copy()
+    for m in models:
+        shown[m] = [
+            "" if v is None or v != v else f"{v:.0f}" if measure == "suspicious words" else f"{v:.4f}"
+            for measure, v in zip(card["measure"], card[m], strict=True)
+        ]
+    return shown
 
 
 def _duplicates(dups: dict[str, Any] | None) -> list[str]:

@@ -23,6 +23,7 @@ AWKWARD = [
     "awful... awful ACTING. Café naïve über-fun; 'quoted' it's rock'n'roll <i>really</i> dull",
     "Good good good <a href='x'>link</a> bad_good the end",
 ]
+EXCLUDED = ("the", "great", "was")
 STRAY = "I <3 this film so much: the actors, the music and the story are fun > boring"  # stray "<": strings
 
 
@@ -40,6 +41,13 @@ def _featurizers(texts: list[str]):
             texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count")
         ),
         "seq-pre": fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12)),
+        "tfidf-1-2-excluding": fit_featurizer(
+            texts,
+            FeaturizerConfig(kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", exclude_terms=EXCLUDED),
+        ),
+        "seq-excluding": fit_featurizer(
+            texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, exclude_terms=EXCLUDED)
+        ),
         "seq-post": fit_featurizer(
             texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, padding="post", truncating="post")
         ),
@@ -63,7 +71,7 @@ def test_token_spans_are_the_tokens_with_offsets() -> None:
     assert token_spans("İstanbul") is None  # lower-casing changes the length
 
 
-@pytest.mark.parametrize("name", ["tfidf-1-2", "count-1-3", "seq-pre", "seq-post"])
+@pytest.mark.parametrize("name", ["tfidf-1-2", "count-1-3", "seq-pre", "seq-post", "tfidf-1-2-excluding"])
 def test_masked_tokens_give_the_features_of_the_perturbed_strings(texts, name: str) -> None:
     f = _featurizers(texts)[name]
     rng = np.random.default_rng(0)
@@ -82,7 +90,7 @@ def test_masked_tokens_give_the_features_of_the_perturbed_strings(texts, name: s
             np.testing.assert_array_equal(fast, slow)
 
 
-@pytest.mark.parametrize("name", ["tfidf-1-2", "seq-pre"])
+@pytest.mark.parametrize("name", ["tfidf-1-2", "seq-pre", "tfidf-1-2-excluding", "seq-excluding"])
 def test_fast_explanations_equal_the_usual_recipe(texts, name: str) -> None:
     f = _featurizers(texts)[name]
     rng = np.random.default_rng(1)
@@ -206,3 +214,21 @@ def test_compiled_ngram_counts_equal_encode(texts, ngrams) -> None:
     assert np.array_equal(ours.indptr, whole.indptr) and np.array_equal(ours.indices, whole.indices)
     assert np.array_equal(ours.data, whole.data)  # same order, same float32 values
     assert ours[1].nnz == 0 and ours[0].nnz > 0
+
+
+@pytest.mark.parametrize("name", ["tfidf-1-2-excluding", "seq-excluding"])
+def test_the_fast_samples_leave_out_the_excluded_terms_exactly(texts, name: str) -> None:
+    """With vectorize.exclude_terms the compiled n-gram counts still equal the perturbed strings' features."""
+    f = _featurizers(texts)[name]
+    rng = np.random.default_rng(2)
+    for text in [*AWKWARD, *texts[:5]]:
+        indexed = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)
+        terms, term_ids, words = word_tokens(text, indexed)
+        data = (rng.random((30, indexed.num_words())) < 0.5).astype(float)
+        data[0] = 1
+        fast = encode_samples(f, terms, term_ids, words, data)
+        slow = f.transform([indexed.inverse_removing(np.flatnonzero(row == 0)) for row in data])
+        if sp.issparse(slow):
+            assert fast.shape == slow.shape and abs(fast - slow).max() < 1e-6
+        else:
+            np.testing.assert_array_equal(fast, slow)

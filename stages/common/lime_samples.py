@@ -151,6 +151,11 @@ def encode_samples(
     if featurizer.config.kind == "bow" and hi <= 2:
         from stages.common.lime_fast import masked_ngram_counter
 
+        if featurizer.config.exclude_terms:  # the featurizer reads the text without them: so do the n-grams
+            excluded = np.isin(np.asarray(terms, dtype=object), list(featurizer.config.exclude_terms))
+            keep = ~excluded[term_ids]
+            term_ids, words = term_ids[keep], words[keep]
+
         unigram = featurizer.ngram_table(terms, 1)
         bigram = featurizer.ngram_table(terms, 2) if hi == 2 else np.zeros((0, 0), np.int64)
         count = masked_ngram_counter(words, term_ids, unigram, bigram, featurizer.input_dim)
