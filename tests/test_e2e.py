@@ -85,7 +85,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
         params[key] = (
             {**params[key], **value}
             if key != "vectorize"
-            else {m: {**params["vectorize"][m], **v} for m, v in value.items()}
+            else {**params["vectorize"], **{m: {**params["vectorize"][m], **v} for m, v in value.items()}}
         )
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (proj / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/data/raw/\n__pycache__/\n")
