@@ -32,6 +32,7 @@ import yaml
 from stages.common import cli
 from stages.common.config import BehaveConfig, EvaluateConfig
 from stages.common.errors import DataError
+from stages.common.explaining import TextModel
 from stages.common.io import write_json
 from stages.common.params import load_params, parse, seed_from
 from stages.common.persistence import load_model
@@ -415,8 +416,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     suite = load_suite(args.suite.read_text(encoding="utf-8"), str(args.suite))
     table = read_table(args.table)
     reviews = table.loc[table["split"] == "test", ["id", "text"]].reset_index(drop=True)
-    featurizer, model = load_featurizer(args.features), load_model(args.model_file)
-    predict = lambda texts: predict_proba(model, featurizer.transform(texts))  # noqa: E731
+    keras_model = load_model(args.model_file)
+    predict = TextModel(load_featurizer(args.features), lambda X: predict_proba(keras_model, X)).proba
     outcomes = run_suite(suite, reviews, predict, cfg, threshold, seed_from(params))
     log.info("%s: %s", args.name, {k: v for k, v in metrics(outcomes).items() if k != "tests"})
     write_json(args.cases, cases_file(outcomes))

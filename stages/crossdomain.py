@@ -18,6 +18,7 @@ import pandas as pd
 from stages.common import cli
 from stages.common.config import EvaluateConfig
 from stages.common.errors import DataError
+from stages.common.explaining import TextModel
 from stages.common.io import write_json
 from stages.common.params import load_params, parse, section
 from stages.common.persistence import load_model
@@ -53,10 +54,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = [str(f) for f in paths.values() if not f.is_file()]
     if missing:
         raise DataError(f"{missing[0]}: prepared table not found; run the prepare stage")
-    featurizer, model = load_featurizer(args.features), load_model(args.model_file)
+    keras_model = load_model(args.model_file)
+    model = TextModel(load_featurizer(args.features), lambda X: predict_proba(keras_model, X))
     scores = cross_domain(
         {d: read_table(f) for d, f in paths.items()},
-        lambda texts: predict_proba(model, featurizer.transform(texts)),
+        model.proba,
         threshold,
     )
     log.info("%s: %s", args.dataset, scores)

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from stages.common import layout
+from stages.common.config import EvaluateConfig
 from stages.common.explaining import TextModel, explain_text
 from stages.common.features import Featurizer
-from stages.common.params import load_params, seed_from
+from stages.common.params import load_params, parse, seed_from
 from stages.common.persistence import load_model
-from stages.common.prediction import fast_predictor
+from stages.common.prediction import fast_predictor, predict_proba
 from stages.common.tracking import default_tracking_uri
 
 log = logging.getLogger("predict")
@@ -105,18 +106,16 @@ def read_texts(args: argparse.Namespace) -> list[str]:
     return [line.strip() for line in source.splitlines() if line.strip()]
 
 
-def score_texts(texts: Sequence[str], featurizer: Featurizer, model: Any, batch_size: int = 1024) -> Any:
+def score_texts(texts: Sequence[str], model: TextModel, batch_size: int = 1024) -> Any:
     """P(positive) of every text, in batches, with a progress bar (no LIME): the pyfunc model's numbers."""
     import numpy as np
     from tqdm import tqdm
-
-    from stages.common.prediction import predict_proba
 
     out = np.zeros(len(texts))
     with tqdm(total=len(texts), unit="review", desc="scoring", file=sys.stderr, disable=None) as bar:
         for lo in range(0, len(texts), batch_size):
             batch = texts[lo : lo + batch_size]
-            out[lo : lo + len(batch)] = predict_proba(model, featurizer.transform(batch), batch_size=batch_size)
+            out[lo : lo + len(batch)] = model.proba(batch)
             bar.update(len(batch))
     return out
 
@@ -168,9 +167,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
     featurizer = Featurizer.from_json(featurizer_file.read_text(encoding="utf-8"))
     if args.no_explain:
-        threshold = float((params.get("evaluate") or {}).get("threshold", 0.5))
+        threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
         start = time.perf_counter()
-        proba = score_texts(texts, featurizer, load_model(keras_file))
+        keras_model = load_model(keras_file)
+        proba = score_texts(texts, TextModel(featurizer, lambda X: predict_proba(keras_model, X)))
         seconds = time.perf_counter() - start
         write_scores(texts, proba, threshold, args.out)
         log.info("%d reviews scored in %.1f s (%.0f reviews/s)", len(texts), seconds, len(texts) / seconds)
