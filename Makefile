@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test test-quick lint format track ui bench tune tune-cv compare predict server server-stop clean
+.PHONY: setup run repro test test-quick lint format track ui bench tune tune-cv sweep compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,9 @@ tune: setup         ## validation study behind the model defaults (after `make r
 
 tune-cv: setup      ## the fine-tune studies by 5-fold cross-validation of the training split: reports/tuning-cv.md
 	$(BIN)/python -m bench.tune --folds 5
+
+sweep: setup        ## Optuna study from params.yaml's sweep section (STORAGE=postgresql+psycopg2://... joins a shared one)
+	$(BIN)/python -m tools.sweep $(if $(STORAGE),--storage "$(STORAGE)")
 
 compare: setup      ## the newest MLflow runs of each dataset side by side (N=5)
 	$(BIN)/python -m tools.compare -n $(or $(N),5)

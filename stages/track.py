@@ -27,6 +27,7 @@ from stages.common.errors import DataError, TrackingError
 from stages.common.io import read_json, write_json
 from stages.common.params import flatten, load_params, parse, section
 from stages.common.tracking import (
+    SWEEP_ENV,
     DatasetRef,
     MlflowTracker,
     ModelArtifact,
@@ -97,6 +98,7 @@ def plan_runs(
         "DVC_EXP_NAME": env.get("DVC_EXP_NAME", ""),  # as DVC names them, for filters that use those
         "DVC_EXP_BASELINE_REV": env.get("DVC_EXP_BASELINE_REV", ""),
         "data.source_sha256": str((card.get("source") or {}).get("sha256", "")),
+        **{tag: env.get(var, "") for tag, var in SWEEP_ENV.items()},  # a sweep's trial: its study run is the parent
     }
     tags.update({f"dvc.md5.{path}": md5 for path, md5 in lock_checksums(lock, dataset).items()})
     tags = {k: v for k, v in tags.items() if v != ""}

@@ -475,8 +475,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _postgres_available() -> bool:
-    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(os.environ.get("PGBIN"))
+def _require_postgres() -> None:
+    if any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or os.environ.get("PGBIN"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package `postgresql`")
+    pytest.skip("PostgreSQL (Debian package `postgresql`) not installed here; CI installs it and runs this")
 
 
 def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -> None:
@@ -485,10 +489,7 @@ def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -
     import time
     import urllib.request
 
-    if not _postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package `postgresql`")
-        pytest.skip("PostgreSQL (Debian package `postgresql`) not installed here; CI installs it and runs this")
+    _require_postgres()
     import mlflow
 
     proj = project
@@ -541,4 +542,104 @@ def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -
 
             os.killpg(serving.pid, signal.SIGTERM)
             serving.wait(timeout=30)
+        run(ROOT, "bash", script, "stop", str(home / "srv"), extra_env=ports, ok=None)
+
+
+def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed_worker(
+    project: Path, tmp_path: Path
+) -> None:
+    """Two clones, as two machines, join one Optuna study in PostgreSQL; one is killed mid-trial."""
+    import signal
+    import socket
+    import tempfile
+    import time
+
+    import mlflow
+    import optuna
+
+    _require_postgres()
+    proj, n_trials = project, 4
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["sweep"] = {
+        "study": "e2e",
+        "metric": "evaluate@imdb-mlp:accuracy",
+        "n_trials": n_trials,
+        "params": {"mlp.dropout": {"low": 0.1, "high": 0.6}, "mlp.learning_rate": {"low": 1e-3, "high": 1e-2}},
+    }
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copytree(ROOT / "tools", proj / "tools", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    # the team's DVC remote holds the data and the run-cache; each machine clones the repository
+    dvc(proj, "repro")  # track re-runs: params.yaml changed
+    dvc(proj, "remote", "add", "--force", "--default", "sweep", str(tmp_path / "remote"))
+    dvc(proj, "push", "--run-cache")
+    run(proj, "git", "add", "-A")
+    run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "sweep", ok=None)
+    clones = [tmp_path / "a", tmp_path / "b"]
+    for clone in clones:
+        run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
+        dvc(clone, "pull", "--run-cache")
+    home = Path(tempfile.mkdtemp(prefix="sweep-team-"))
+    home.chmod(0o755)  # PostgreSQL runs as the `postgres` user when the tests run as root
+    port, pgport = _free_port(), _free_port()
+    ports = {"MLFLOW_PORT": str(port), "PG_PORT": str(pgport)}
+    script = str(ROOT / "tools" / "mlflow_server.sh")
+    run(ROOT, "bash", script, "start", str(home / "srv"), extra_env=ports)
+    uri, storage = f"http://127.0.0.1:{port}", f"postgresql+psycopg2://mlflow@127.0.0.1:{pgport}/optuna"
+    workers: list[subprocess.Popen] = []
+    try:
+        for clone in clones:
+            with (clone.parent / f"{clone.name}.log").open("w") as out:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "tools.sweep", "--storage", storage],
+                    cwd=clone, env={**env(), "MLFLOW_TRACKING_URI": uri},
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            workers.append(worker)
+        killer, survivor = workers
+        name = {w: f"{socket.gethostname()}:{w.pid}" for w in workers}  # as tools.sweep names its worker
+        # kill worker a ten seconds into its second trial (its first one complete)
+        deadline = time.monotonic() + 600
+        killed = None
+        while killed is None:
+            assert time.monotonic() < deadline and killer.poll() is None, (tmp_path / "a.log").read_text()[-4000:]
+            time.sleep(2)
+            try:
+                trials = optuna.load_study(study_name="e2e", storage=storage).get_trials()
+            except KeyError:
+                continue
+            mine = [t for t in trials if t.user_attrs.get("worker") == name[killer]]
+            running = [t for t in mine if t.state.name == "RUNNING"]
+            if any(t.state.name == "COMPLETE" for t in mine) and running:
+                time.sleep(10)
+                os.killpg(killer.pid, signal.SIGKILL)
+                killed = running[0].number
+        killer.wait(timeout=60)
+        assert survivor.wait(timeout=900) == 0, (tmp_path / "b.log").read_text()[-4000:]
+
+        study = optuna.load_study(study_name="e2e", storage=storage)
+        trials = study.get_trials()
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        failed = [t for t in trials if t.state.name == "FAIL"]
+        assert len(complete) == n_trials and [t.number for t in failed] == [killed], [t.state for t in trials]
+        retry = next(t for t in complete if t.system_attrs.get("failed_trial") == killed)
+        assert retry.params == failed[0].params and retry.user_attrs["worker"] == name[survivor]
+        by_worker = {w: {t.number for t in complete if t.user_attrs["worker"] == name[w]} for w in workers}
+        assert all(by_worker.values()) and set.union(*by_worker.values()) == {t.number for t in complete}
+        # each complete trial is a DVC experiment in the clone that ran it, and one pipeline run in MLflow
+        for worker, clone in zip(workers, clones, strict=True):
+            listed = set(dvc(clone, "exp", "list", "--name-only").split())
+            assert {f"e2e-{n}" for n in by_worker[worker]} <= listed
+        client = mlflow.MlflowClient(uri)
+        exp = client.get_experiment_by_name("sentiment-imdb")
+        runs = client.search_runs([exp.experiment_id], filter_string="tags.`sweep.study` = 'e2e'", max_results=500)
+        (parent,) = [r for r in runs if r.data.tags["run.kind"] == "study"]
+        pipelines = [r for r in runs if r.data.tags["run.kind"] == "pipeline"]
+        assert sorted(int(r.data.tags["sweep.trial"]) for r in pipelines) == sorted(t.number for t in complete)
+        assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in pipelines)
+        assert parent.info.status == "FINISHED" and parent.data.tags["best.trial"] == str(study.best_trial.number)
+        assert parent.data.metrics["best.accuracy"] == pytest.approx(study.best_value)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGKILL)
         run(ROOT, "bash", script, "stop", str(home / "srv"), extra_env=ports, ok=None)

@@ -235,3 +235,14 @@ def test_dvc_lock_and_reports_rewritten_by_a_run_do_not_make_it_dirty(tmp_path: 
     assert git_state(tmp_path)["dirty"] == "true"
     (tmp_path / "params.yaml").write_text("b\n")
     assert git_state(tmp_path, ignore)["dirty"] == "true"
+
+
+def test_a_sweep_trial_tags_its_runs_and_nests_under_the_study_run(tmp_path: Path) -> None:
+    env = {"SWEEP_STUDY": "imdb-mlp", "SWEEP_TRIAL": "3", "SWEEP_PARENT_RUN": "abc123"}
+    plan = plan_runs("imdb", PARAMS, CARD, [_state(tmp_path)], lock=LOCK, git={"commit": "0" * 40}, env=env)
+    assert plan.tags["sweep.study"] == "imdb-mlp" and plan.tags["sweep.trial"] == "3"
+    assert plan.tags["mlflow.parentRunId"] == "abc123"
+    (child,) = plan.children
+    assert child.tags["sweep.trial"] == "3"
+    plain = plan_runs("imdb", PARAMS, CARD, [_state(tmp_path)], lock=LOCK, git={"commit": "0" * 40}, env={})
+    assert not any(k.startswith("sweep.") or k == "mlflow.parentRunId" for k in plain.tags)

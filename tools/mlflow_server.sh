@@ -5,6 +5,7 @@
 #   tools/mlflow_server.sh start [DIR]   # start PostgreSQL and `mlflow server` in the background
 #   tools/mlflow_server.sh stop  [DIR]   # stop both
 #   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 dvc repro   # log to it: no code change
+#   make sweep STORAGE=postgresql+psycopg2://mlflow@127.0.0.1:5433/optuna   # a shared sweep study
 #
 # DIR (default .mlflow-server) holds the PostgreSQL cluster (pgdata/), the artifacts
 # (artifacts/) and the logs. Ports: MLFLOW_PORT (5000), PG_PORT (5433). Needs the Debian
@@ -40,6 +41,7 @@ case "$cmd" in
         -o "-p $pgport -k $dir/pgdata -c listen_addresses=127.0.0.1" start >/dev/null
     fi
     as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U mlflow mlflow 2>/dev/null || true
+    as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U mlflow optuna 2>/dev/null || true  # sweeps' studies
     mkdir -p "$dir/artifacts"
     nohup mlflow server \
       --backend-store-uri "postgresql+psycopg2://mlflow@127.0.0.1:$pgport/mlflow" \
@@ -49,6 +51,7 @@ case "$cmd" in
     for _ in $(seq 1 120); do
       if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
         echo "MLflow server: http://127.0.0.1:$port (backend postgresql://127.0.0.1:$pgport/mlflow, artifacts $dir/artifacts)"
+        echo "Sweep storage: postgresql+psycopg2://mlflow@127.0.0.1:$pgport/optuna"
         exit 0
       fi
       if ! kill -0 "$(cat "$dir/mlflow.pid")" 2>/dev/null; then break; fi

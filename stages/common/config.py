@@ -302,6 +302,49 @@ class TrackConfig:
     register: RegisterConfig | None = None  # null: register nothing
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    """``sweep.params.<param>``: a range (``low``, ``high``, ``log``) or a list of ``choices``."""
+
+    low: int | float | None = None  # ints on both bounds: an integer param
+    high: int | float | None = None
+    log: bool = False  # sample on a log scale (learning rates)
+    choices: list[str | int | float | bool] | None = None
+
+    def validate(self, path: str) -> None:
+        """A range or choices, never both; a range that holds values; distinct choices."""
+        if self.choices is not None:
+            check(self.low is None and self.high is None, f"{path}.choices", "give choices or low/high, not both")
+            check(len(self.choices) > 0, f"{path}.choices", "empty: give at least one value")
+            check(len(set(map(repr, self.choices))) == len(self.choices), f"{path}.choices", "repeats a value")
+            return
+        check(self.low is not None and self.high is not None, f"{path}.low", "give low and high (or choices)")
+        check(self.low < self.high, f"{path}.high", f"empty range: high ({self.high}) must exceed low ({self.low})")  # type: ignore[operator]
+        check(not self.log or self.low > 0, f"{path}.low", f"a log range needs low > 0, got {self.low}")  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``sweep:``: the Optuna study ``python -m tools.sweep`` runs (README: sweeps across machines)."""
+
+    metric: str  # <stage>:<key of its metrics file>, e.g. evaluate@imdb-mlp:accuracy
+    params: dict[str, SearchSpace]  # dotted param name -> its search space
+    study: str = "sweep"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    n_trials: int = 10
+
+    def validate(self, path: str) -> None:
+        """Names DVC and Optuna accept; at least one param and one trial."""
+        import re
+
+        check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.study)), f"{path}.study",
+              f"letters, digits, '.', '_' and '-' only (it names DVC experiments), got {self.study!r}")  # fmt: skip
+        check(self.metric.count(":") == 1 and all(self.metric.split(":")), f"{path}.metric",
+              f"expected <stage>:<metric>, e.g. evaluate@imdb-mlp:accuracy, got {self.metric!r}")  # fmt: skip
+        check(bool(self.params), f"{path}.params", "empty: name at least one param to search")
+        check(self.n_trials >= 1, f"{path}.n_trials", f"must be >= 1, got {self.n_trials}")
+
+
 EXCLUDE_TERMS = "exclude_terms"  # vectorize.exclude_terms: words every model's featurizer leaves out
 
 
@@ -340,3 +383,5 @@ def check_params(params: Mapping[str, Any]) -> None:
     parse(ExplainConfig, params.get("explain") or {}, "explain")
     parse(CorrelateConfig, params.get("correlate") or {}, "correlate")
     parse(TrackConfig, params.get("track") or {}, "track")
+    if "sweep" in params:
+        parse(SweepConfig, params["sweep"], "sweep")

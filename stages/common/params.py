@@ -63,6 +63,7 @@ SECTIONS = (
     "correlate",
     "evaluate",
     "track",
+    "sweep",
 )
 
 

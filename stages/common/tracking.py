@@ -53,6 +53,8 @@ class DatasetRef:
     context: str  # what the run did with it (MLflow's ``mlflow.data.context`` tag)
 
 
+# set by tools.sweep for the track stage of each trial: MLflow tag -> environment variable
+SWEEP_ENV = {"sweep.study": "SWEEP_STUDY", "sweep.trial": "SWEEP_TRIAL", "mlflow.parentRunId": "SWEEP_PARENT_RUN"}
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow UI: the model-training view
 
 
@@ -141,7 +143,7 @@ class MlflowTracker:
         self.artifact_root = artifact_root
         mlflow.set_tracking_uri(tracking_uri)
 
-    def _experiment_id(self, name: str) -> str:
+    def experiment_id(self, name: str) -> str:
         client = self.mlflow.MlflowClient()
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -157,14 +159,14 @@ class MlflowTracker:
 
     def record(self, experiment: str, plan: RunPlan) -> dict[str, str]:
         """Log the parent run and its children; returns run ids by run name."""
-        with self._exclusive():
-            exp_id = self._experiment_id(experiment)
+        with self.exclusive():
+            exp_id = self.experiment_id(experiment)
             ids: dict[str, str] = {}
             self._log(exp_id, plan, None, ids)
             return ids
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
         """One writer at a time on a SQLite backend (``dvc queue start -j 2`` runs tracks in parallel).
 
         SQLite allows one writer; two processes writing at once can fail with "database is
@@ -216,7 +218,7 @@ class MlflowTracker:
         best = runs[0]
         fingerprint = best.data.tags.get("artifacts.fingerprint", best.info.run_id)
         source = best.data.tags.get("model.uri", f"runs:/{best.info.run_id}/model")
-        with self._exclusive():
+        with self.exclusive():
             try:
                 current = client.get_model_version_by_alias(name, "champion")
             except self.mlflow.exceptions.MlflowException:
