@@ -637,7 +637,7 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
         assert sorted(int(r.data.tags["sweep.trial"]) for r in pipelines) == sorted(t.number for t in complete)
         assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in pipelines)
         assert parent.info.status == "FINISHED" and parent.data.tags["best.trial"] == str(study.best_trial.number)
-        assert parent.data.metrics["best.accuracy"] == pytest.approx(study.best_value)
+        assert parent.data.metrics["accuracy"] == pytest.approx(study.best_value)
     finally:
         for w in workers:
             if w.poll() is None:

@@ -15,8 +15,16 @@ from stages.common.errors import ParamsError
 from tools import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"evaluate@imdb-mlp": ["reports/imdb/mlp/metrics.json"], "track@imdb": [], "train@imdb-mlp": ["t.json"]}
-METRICS = {"reports/imdb/mlp/metrics.json:accuracy": 0.9, "reports/imdb/mlp/metrics.json:deduplicated.accuracy": 0.9}
+STAGES = {
+    "evaluate@imdb-mlp": ["reports/imdb/mlp/metrics.json"],
+    "track@imdb": [],
+    "train@imdb-mlp": ["reports/imdb/mlp/train.json"],
+}
+METRICS = {
+    "reports/imdb/mlp/metrics.json:accuracy": 0.9,
+    "reports/imdb/mlp/metrics.json:deduplicated.accuracy": 0.9,
+    "reports/imdb/mlp/train.json:best_val_accuracy": 0.9,
+}
 
 
 def _params(**sweep_section: Any) -> dict[str, Any]:
@@ -27,7 +35,7 @@ def _params(**sweep_section: Any) -> dict[str, Any]:
 
 def test_the_default_spec_searches_two_mlp_params_and_runs_up_to_track() -> None:
     spec = sweep.check_spec(_params(), STAGES, METRICS)
-    assert spec.metric == "reports/imdb/mlp/metrics.json:accuracy"
+    assert spec.metric == "reports/imdb/mlp/train.json:best_val_accuracy"  # validation rows, not the test split
     assert spec.targets == ["track@imdb"] and spec.experiment == "sentiment-imdb"
     assert set(spec.config.params) == {"mlp.dropout", "mlp.learning_rate"} and spec.seed == 42
 
@@ -182,7 +190,7 @@ def test_show_prints_every_trial_and_the_best(tmp_path: Path, capsys) -> None:
     sweep.show(study, spec)
     out = capsys.readouterr().out
     assert "mlp.dropout" in out and "host:1" in out and "imdb-mlp-1" in out
-    assert "best: trial 1 (imdb-mlp-1) reports/imdb/mlp/metrics.json:accuracy = 1.0000" in out
+    assert "best: trial 1 (imdb-mlp-1) reports/imdb/mlp/train.json:best_val_accuracy = 1.0000" in out
 
 
 @pytest.mark.parametrize("value", [1e-05, 2.5e-07, 0.0003, 1e20, 16, True])

@@ -413,8 +413,8 @@ class StudyRun:
                 client.set_tag(self.run_id, "best.experiment", best.user_attrs.get("experiment", ""))
                 for name, value in best.params.items():
                     client.set_tag(self.run_id, f"best.{name}", str(value))
-                key = self.spec.config.metric.partition(":")[2]
-                client.log_metric(self.run_id, f"best.{key}", float(best.value), step=count.done)
+                key = self.spec.config.metric.partition(":")[2]  # its history: the best so far, per trial done
+                client.log_metric(self.run_id, key, float(best.value), step=count.done)
             table = trials_table(study).astype(str)
             client.log_dict(self.run_id, table.to_dict(orient="split", index=False), "sweep_trials.json")
             finished = count.done >= self.spec.config.n_trials
