@@ -367,8 +367,8 @@ class StudyRun:
     def __init__(self, tracker: MlflowTracker, spec: Spec, storage_url: str) -> None:
         self.tracker = tracker
         self.spec = spec
-        self.client = tracker.mlflow.MlflowClient()
-        with tracker.exclusive():
+        with tracker.exclusive():  # also creating a fresh mlflow.db: two workers starting at once race on it
+            self.client = tracker.mlflow.MlflowClient()
             self.experiment_id = tracker.experiment_id(spec.experiment)
             self.run_id = self._find_or_create(storage_url)
 
