@@ -105,7 +105,7 @@ def plan_runs(
     commit = tags["git.commit"][:8]
     used = _datasets(dataset, card, lock)
     parent = RunPlan(
-        name=f"{dataset} @ {commit}{'+dirty' if tags['git.dirty'] == 'true' else ''}",
+        name=f"{dataset} @ {tags.get('dvc.exp_name') or commit + ('+dirty' if tags['git.dirty'] == 'true' else '')}",
         params=flat,
         tags={**tags, "run.kind": "pipeline"},
         artifacts=list(run_artifacts),

@@ -47,9 +47,9 @@ def test_the_default_spec_searches_two_mlp_params_and_runs_up_to_track() -> None
         ({"params": {"mlp.dropout": {"low": 0.5, "high": 0.5}}}, "sweep.params.mlp.dropout.high: empty range"),
         ({"params": {"mlp.dropout": {"choices": []}}}, "sweep.params.mlp.dropout.choices: empty"),
         ({"params": {"mlp.dropout": {"low": 0.1, "high": 1.5}}}, "sweep.params.mlp.dropout.high: 1.5 is not a valid"),
-        ({"params": {"mlp.hidden_units": {"choices": [8, 16]}}}, "sweep.params.mlp.hidden_units: mlp.hidden_units"),
+        ({"params": {"mlp.hidden_units": {"choices": [8, 16]}}}, "mlp.hidden_units: mlp.hidden_units is a list"),
         ({"params": {"mlp.learning_rate": {"low": 0, "high": 1, "log": True}}}, "a log range needs low > 0"),
-        ({"params": {"mlp": {"low": 1, "high": 2}}}, "sweep.params.mlp: mlp holds"),
+        ({"params": {"mlp": {"low": 1, "high": 2}}}, "sweep.params.mlp: mlp is a section"),
         ({"params": {}}, "sweep.params: empty"),
         ({"metric": "evaluate@imdb-mlp:acuracy"}, "sweep.metric: 'acuracy' is not a metric of evaluate@imdb-mlp"),
         ({"metric": "evaluate@imdb-cnn:accuracy"}, "sweep.metric: no stage 'evaluate@imdb-cnn'"),
@@ -178,9 +178,11 @@ def test_apply_best_writes_the_values_and_keeps_the_comments(tmp_path: Path) -> 
     params = yaml.safe_load(text)
     assert params["mlp"]["dropout"] == 0.3125 and params["mlp"]["learning_rate"] == 0.0021
     assert "# after each hidden layer" in text and "# the one seed" in text
-    before = yaml.safe_load((ROOT / "params.yaml").read_text())
-    before["mlp"].update(dropout=0.3125, learning_rate=0.0021)
-    assert params == before
+    before = (ROOT / "params.yaml").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, text.splitlines(), strict=True) if a != b]
+    assert [b.split("#")[0].strip() for _, b in changed] == ["dropout: 0.3125", "learning_rate: 0.0021"]
+    sweep.apply_best(path, {"mlp.learning_rate": 1e-05})
+    assert yaml.safe_load(path.read_text())["mlp"]["learning_rate"] == 1e-05  # a number to PyYAML too
 
 
 def test_show_prints_every_trial_and_the_best(tmp_path: Path, capsys) -> None:
@@ -196,3 +198,24 @@ def test_show_prints_every_trial_and_the_best(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("value", [1e-05, 2.5e-07, 0.0003, 1e20, 16, True])
 def test_trial_values_reach_the_stages_as_the_same_numbers(value: Any) -> None:
     assert yaml.safe_load(sweep._yaml(value)) == value  # the stages read params.yaml with PyYAML
+
+
+def test_the_study_run_is_shared_and_holds_the_best_trial(tmp_path: Path) -> None:
+    import mlflow
+
+    from stages.common.tracking import MlflowTracker
+
+    spec = _spec(n_trials=2)
+    study = _study(tmp_path, spec)
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "mlartifacts")
+    first, second = (sweep.StudyRun(tracker, spec, "sqlite:///optuna.db") for _ in range(2))
+    assert first.run_id == second.run_id  # a second worker joins the same run
+    sweep.work(
+        study, 2, sweep.make_objective(spec, lambda n, v: [0.7, 0.8][n], "w"), after_trial=lambda: first.update(study)
+    )
+    run = mlflow.MlflowClient(tracker.tracking_uri).get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["best.trial"] == "1"
+    assert run.data.tags["best.experiment"] == "imdb-mlp-1" and "best.mlp.dropout" in run.data.tags
+    assert run.data.metrics["best_val_accuracy"] == 0.8 and run.data.params["sweep.params.mlp.dropout.low"] == "0.1"
+    history = mlflow.MlflowClient(tracker.tracking_uri).get_metric_history(first.run_id, "best_val_accuracy")
+    assert [(m.step, m.value) for m in history] == [(1, 0.7), (2, 0.8)]

@@ -62,7 +62,7 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
         git={"commit": "0123456789abcdef", "dirty": "true"},
         env={"DVC_EXP_NAME": "exp-1"},
     )
-    assert plan.name == "imdb @ 01234567+dirty"
+    assert plan.name == "imdb @ exp-1"  # a DVC experiment's runs are named after it (a sweep's trials too)
     assert plan.params["mlp.hidden_units"] == "[16, 16]"
     assert plan.params["x"] == "null"
     assert plan.tags["dvc.exp_name"] == "exp-1"
@@ -244,5 +244,8 @@ def test_a_sweep_trial_tags_its_runs_and_nests_under_the_study_run(tmp_path: Pat
     assert plan.tags["mlflow.parentRunId"] == "abc123"
     (child,) = plan.children
     assert child.tags["sweep.trial"] == "3"
-    plain = plan_runs("imdb", PARAMS, CARD, [_state(tmp_path)], lock=LOCK, git={"commit": "0" * 40}, env={})
+    plain = plan_runs(
+        "imdb", PARAMS, CARD, [_state(tmp_path)], lock=LOCK, git={"commit": "0" * 40, "dirty": "true"}, env={}
+    )
+    assert plain.name == "imdb @ 00000000+dirty"
     assert not any(k.startswith("sweep.") or k == "mlflow.parentRunId" for k in plain.tags)

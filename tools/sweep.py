@@ -105,7 +105,8 @@ def _check_param(params: Mapping[str, Any], name: str, space: SearchSpace) -> No
     except ParamsError:
         raise ParamsError(f"{path}: no such param in params.yaml") from None
     if isinstance(current, Mapping | list):
-        raise ParamsError(f"{path}: {name} holds {type(current).__name__}s; search one value at a time")
+        what = "a section" if isinstance(current, Mapping) else "a list"
+        raise ParamsError(f"{path}: {name} is {what}; search single values (numbers, strings, booleans)")
     tried = space.choices if space.choices is not None else [space.low, space.high]
     keys = [f"choices[{i}]" for i in range(len(tried))] if space.choices is not None else ["low", "high"]
     for key, value in zip(keys, tried, strict=True):
@@ -348,13 +349,15 @@ def apply_best(params_file: Path, values: Mapping[str, Any]) -> None:
 
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.width = 4096  # no re-wrapped long values
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     data = yaml.load(params_file.read_text(encoding="utf-8"))
     for name, value in values.items():
         *parents, leaf = name.split(".")
         node = data
         for part in parents:
             node = node[part]
-        node[leaf] = value
+        node[leaf] = yaml.load(_yaml(value)) if isinstance(value, float) else value  # 1e-05 as 1.0e-05
     buf = io.StringIO()
     yaml.dump(data, buf)
     write_text(params_file, buf.getvalue())
