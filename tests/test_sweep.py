@@ -219,3 +219,9 @@ def test_the_study_run_is_shared_and_holds_the_best_trial(tmp_path: Path) -> Non
     assert run.data.metrics["best_val_accuracy"] == 0.8 and run.data.params["sweep.params.mlp.dropout.low"] == "0.1"
     history = mlflow.MlflowClient(tracker.tracking_uri).get_metric_history(first.run_id, "best_val_accuracy")
     assert [(m.step, m.value) for m in history] == [(1, 0.7), (2, 0.8)]
+
+
+def test_a_trial_whose_dvc_run_fails_raises_its_error(tmp_path: Path) -> None:
+    run = sweep.dvc_objective(tmp_path, _spec(), parent_run=None)  # not a DVC repository
+    with pytest.raises(sweep.TrialError, match="ERROR: you are not inside of a DVC repository"):
+        run(0, {"mlp.dropout": 0.3})

@@ -285,7 +285,7 @@ def dvc_objective(root: Path, spec: Spec, parent_run: str | None) -> Objective:
                 tail.append(line.rstrip())
                 sys.stderr.write(f"[{name}] {line}")
         if proc.returncode != 0:
-            errors = [line for line in tail if "ERROR" in line or "error" in line.lower()]
+            errors = [line for line in tail if "error" in line.lower()]
             raise TrialError("\n".join(errors[-3:] or list(tail)[-5:]))
         metrics = dvc.api.metrics_show(repo=str(root), rev=name)
         if spec.metric not in metrics:
