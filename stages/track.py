@@ -37,6 +37,7 @@ from stages.common.tracking import (
     default_tracking_uri,
     git_state,
     project_root,
+    redact,
 )
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ids = track(args.dataset, plan, tracker, experiment)
     except Exception as exc:
         raise TrackingError(
-            f"could not record the run in MLflow at {_redact(uri)} ({type(exc).__name__}: {exc}). "
+            f"could not record the run in MLflow at {redact(uri)} ({type(exc).__name__}: {exc}). "
             "The DVC outputs are kept; once the tracking server is reachable, record this state with "
             f"`dvc repro --force --single-item track@{args.dataset}` (or `make track`)."
         ) from exc
@@ -266,19 +267,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         except Exception as exc:
             raise TrackingError(
-                f"the runs are recorded, but registering the best model in {_redact(uri)} failed "
+                f"the runs are recorded, but registering the best model in {redact(uri)} failed "
                 f"({type(exc).__name__}: {exc}); re-run `dvc repro --force --single-item track@{args.dataset}`."
             ) from exc
         log.info("Model Registry: %s", champion)
     log.info("MLflow experiment %r: %s", experiment, ids)
     write_json(args.out, {"experiment": experiment, "parent_run": plan.name, "runs": ids, "champion": champion})
-
-
-def _redact(uri: str) -> str:
-    """Hide credentials in a tracking URI before printing it."""
-    import re
-
-    return re.sub(r"//[^/@]+@", "//***@", uri)
 
 
 if __name__ == "__main__":

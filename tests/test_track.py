@@ -249,3 +249,10 @@ def test_a_sweep_trial_tags_its_runs_and_nests_under_the_study_run(tmp_path: Pat
     )
     assert plain.name == "imdb @ 00000000+dirty"
     assert not any(k.startswith("sweep.") or k == "mlflow.parentRunId" for k in plain.tags)
+
+
+def test_credentials_are_hidden_before_a_uri_is_printed() -> None:
+    from stages.common.tracking import redact
+
+    assert redact("postgresql+psycopg2://mlflow:secret@db:5433/optuna") == "postgresql+psycopg2://***@db:5433/optuna"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"

@@ -35,7 +35,7 @@ from stages.common.config import SearchSpace, SweepConfig, TrackConfig, check_pa
 from stages.common.errors import ParamsError
 from stages.common.io import write_text
 from stages.common.params import DEFAULT_PARAMS, flatten, load_params, parse, section
-from stages.common.tracking import SWEEP_ENV, MlflowTracker, default_tracking_uri
+from stages.common.tracking import SWEEP_ENV, MlflowTracker, default_tracking_uri, redact
 
 log = logging.getLogger("tools.sweep")
 
@@ -57,7 +57,6 @@ class Spec:
 
     config: SweepConfig
     seed: int
-    stage: str  # the metric's stage (evaluate@imdb-mlp)
     metric: str  # its key as DVC names it: <metrics file>:<key>
     targets: list[str]  # what a trial runs (with everything upstream)
     experiment: str  # the MLflow experiment the trial runs land in
@@ -92,7 +91,7 @@ def check_spec(params: Mapping[str, Any], stage_metrics: Mapping[str, list[str]]
     targets = [f"track@{dataset}"] if dataset and f"track@{dataset}" in stage_metrics else [stage]
     prefix = parse(TrackConfig, params.get("track") or {}, "track").experiment_prefix
     seed = section(params, "base.seed")
-    return Spec(cfg, seed, stage, found[0], targets, f"{prefix}-{dataset or 'sweep'}")
+    return Spec(cfg, seed, found[0], targets, f"{prefix}-{dataset or 'sweep'}")
 
 
 def _check_param(params: Mapping[str, Any], name: str, space: SearchSpace) -> None:
@@ -122,12 +121,16 @@ def with_values(params: Mapping[str, Any], values: Mapping[str, Any]) -> dict[st
 
     out = copy.deepcopy(dict(params))
     for name, value in values.items():
-        *parents, leaf = name.split(".")
-        node = out
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        _set(out, name, value)
     return out
+
+
+def _set(params: Any, name: str, value: Any) -> None:
+    """Set the dotted param ``name`` in a nested mapping."""
+    *parents, leaf = name.split(".")
+    for part in parents:
+        params = params[part]
+    params[leaf] = value
 
 
 def suggest(trial: optuna.Trial, name: str, space: SearchSpace) -> Any:
@@ -228,7 +231,7 @@ def open_study(spec: Spec, url: str, create: bool) -> optuna.Study:
         try:
             return optuna.load_study(study_name=cfg.study, storage=storage(url))
         except KeyError:
-            raise ParamsError(f"sweep.study: no study {cfg.study!r} in {_redact(url)} yet") from None
+            raise ParamsError(f"sweep.study: no study {cfg.study!r} in {redact(url)} yet") from None
     import sqlalchemy.exc
 
     for attempt in range(3):
@@ -246,7 +249,7 @@ def open_study(spec: Spec, url: str, create: bool) -> optuna.Study:
         study.set_user_attr("searched", searched)
     elif earlier != searched:
         raise ParamsError(
-            f"sweep.study: study {cfg.study!r} in {_redact(url)} searches {earlier}, "
+            f"sweep.study: study {cfg.study!r} in {redact(url)} searches {earlier}, "
             f"params.yaml's sweep section {searched}: name a new study"
         )
     return study
@@ -353,11 +356,7 @@ def apply_best(params_file: Path, values: Mapping[str, Any]) -> None:
     yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     data = yaml.load(params_file.read_text(encoding="utf-8"))
     for name, value in values.items():
-        *parents, leaf = name.split(".")
-        node = data
-        for part in parents:
-            node = node[part]
-        node[leaf] = yaml.load(_yaml(value)) if isinstance(value, float) else value  # 1e-05 as 1.0e-05
+        _set(data, name, yaml.load(_yaml(value)) if isinstance(value, float) else value)  # 1e-05 as 1.0e-05
     buf = io.StringIO()
     yaml.dump(data, buf)
     write_text(params_file, buf.getvalue())
@@ -393,7 +392,7 @@ class StudyRun:
             "sweep.study": cfg.study,
             "sweep.metric": cfg.metric,
             "sweep.direction": cfg.direction,
-            "sweep.storage": _redact(storage_url),
+            "sweep.storage": redact(storage_url),
         }
         mine = self.client.create_run(self.experiment_id, run_name=f"sweep {cfg.study}", tags=tags).info.run_id
         for name, value in flatten({"sweep.params": _space(cfg)}).items():
@@ -422,12 +421,6 @@ class StudyRun:
             client.log_dict(self.run_id, table.to_dict(orient="split", index=False), "sweep_trials.json")
             finished = count.done >= self.spec.config.n_trials
             client.update_run(self.run_id, status="FINISHED" if finished else "RUNNING")
-
-
-def _redact(url: str) -> str:
-    import re
-
-    return re.sub(r"//([^/:@]+):[^/@]+@", r"//\1:***@", url)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -469,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tracker = MlflowTracker(default_tracking_uri(root), artifact_root=root / "mlartifacts")
     parent = StudyRun(tracker, spec, url)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    log.info("worker %s joins study %r (%s): %d trials of %s", worker, spec.config.study, _redact(url),
+    log.info("worker %s joins study %r (%s): %d trials of %s", worker, spec.config.study, redact(url),
              spec.config.n_trials, spec.metric)  # fmt: skip
     objective = make_objective(spec, dvc_objective(root, spec, parent.run_id), worker)
     work(study, spec.config.n_trials, objective, after_trial=lambda: parent.update(study))
@@ -481,11 +474,11 @@ def show(study: optuna.Study, spec: Spec) -> None:
     """Print the trials and the best one."""
     table = trials_table(study)
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(table.to_string(index=False) if not table.empty else "no trials yet")
+        sys.stdout.write((table.to_string(index=False) if not table.empty else "no trials yet") + "\n")
     best = best_trial(study)
     if best is not None:
-        print(f"best: trial {best.number} ({best.user_attrs.get('experiment', '')}) "
-              f"{spec.metric} = {best.value:.4f} with {best.params}")  # fmt: skip
+        sys.stdout.write(f"best: trial {best.number} ({best.user_attrs.get('experiment', '')}) "
+                         f"{spec.metric} = {best.value:.4f} with {best.params}\n")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -92,6 +92,13 @@ def project_root(cwd: Path | None = None) -> Path:
     return path
 
 
+def redact(uri: str) -> str:
+    """Hide credentials in a tracking or storage URI before printing it."""
+    import re
+
+    return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
 def default_tracking_uri(root: Path | None = None) -> str:
     """``MLFLOW_TRACKING_URI`` or ``sqlite:///<abs project root>/mlflow.db``."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
