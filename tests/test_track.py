@@ -256,3 +256,22 @@ def test_credentials_are_hidden_before_a_uri_is_printed() -> None:
 
     assert redact("postgresql+psycopg2://mlflow:secret@db:5433/optuna") == "postgresql+psycopg2://***@db:5433/optuna"
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_an_experiment_created_meanwhile_by_another_worker_is_joined(tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+
+    from stages.common.tracking import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri)
+    created = mlflow.MlflowClient(uri).create_experiment("sentiment-imdb")
+    real = mlflow.MlflowClient.get_experiment_by_name
+    calls: list[str] = []
+
+    def not_yet_then_real(self, name):  # the other worker creates it between our lookup and create
+        calls.append(name)
+        return None if len(calls) == 1 else real(self, name)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", not_yet_then_real)
+    assert tracker.experiment_id("sentiment-imdb") == created and len(calls) == 2

@@ -157,7 +157,13 @@ class MlflowTracker:
             location = None
             if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
                 location = (self.artifact_root / name).as_uri()
-            exp_id = client.create_experiment(name, artifact_location=location)
+            try:
+                exp_id = client.create_experiment(name, artifact_location=location)
+            except self.mlflow.exceptions.MlflowException:  # another worker created it a moment ago
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
         if exp is None or exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
