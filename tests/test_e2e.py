@@ -556,6 +556,7 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
 
     import mlflow
     import optuna
+    import sqlalchemy.exc
 
     _require_postgres()
     proj, n_trials = project, 4
@@ -605,7 +606,7 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
             time.sleep(2)
             try:
                 trials = optuna.load_study(study_name="e2e", storage=storage).get_trials()
-            except KeyError:
+            except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # no study yet; the workers are creating its tables
                 continue
             mine = [t for t in trials if t.user_attrs.get("worker") == name[killer]]
             running = [t for t in mine if t.state.name == "RUNNING"]
