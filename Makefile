@@ -33,7 +33,7 @@ test: setup         ## set up, then run the tests
 	$(BIN)/python -m pytest
 
 test-quick: setup   ## unit tests only (no end-to-end dvc repro): the inner loop
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not server"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -181,6 +181,8 @@ def prepare_reviews(
         wanted = [cfg.text_column]
         wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column, cfg.id_column) if c]
         _require_columns(raw, wanted, where)
+        if raw.empty:
+            raise DataError(f"{where}: no reviews (the table has a header and no rows)")
         df = pd.DataFrame(index=raw.index)
         df["id"] = raw[cfg.id_column].astype(str) if cfg.id_column else raw.index.astype(str)
         df["text"] = _check_texts(raw[cfg.text_column], cfg.text_column, where)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,3 +28,42 @@ def imdb_archive(tmp_path: Path) -> Path:
 def yelp_csv(tmp_path: Path) -> Path:
     """A small Yelp-style reviews CSV (gzip)."""
     return write_yelp_csv(tmp_path / "reviews.csv.gz", n=160)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (loopback)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_postgres() -> None:
+    """Fail in CI (which installs PostgreSQL) and skip elsewhere when PostgreSQL is missing."""
+    if any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or os.environ.get("PGBIN"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package `postgresql`")
+    pytest.skip("PostgreSQL (Debian package `postgresql`) not installed here; CI installs it and runs this")
+
+
+@contextmanager
+def team_server() -> Iterator[tuple[str, str, Path]]:
+    """A fresh ``tools/mlflow_server.sh`` on free ports: (tracking URI, Optuna storage URL, its folder)."""
+    import tempfile
+
+    require_postgres()
+    home = Path(tempfile.mkdtemp(prefix="mlflow-team-"))
+    home.chmod(0o755)  # PostgreSQL runs as the `postgres` user when the tests run as root
+    port, pgport = free_port(), free_port()
+    env = {**os.environ, "MLFLOW_PORT": str(port), "PG_PORT": str(pgport)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    script = [str(ROOT / "tools" / "mlflow_server.sh")]
+    started = subprocess.run(["bash", *script, "start", str(home / "srv")], env=env, capture_output=True, text=True)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"http://127.0.0.1:{port}", f"postgresql+psycopg2://mlflow@127.0.0.1:{pgport}/optuna", home / "srv"
+    finally:
+        subprocess.run(["bash", *script, "stop", str(home / "srv")], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import free_port, require_postgres, team_server
 from tests.synthetic import aclimdb_members, write_tar, write_yelp_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -467,98 +468,73 @@ def test_a_dvc_remote_shares_every_output(project: Path, tmp_path: Path) -> None
     assert "up to date" in dvc(clone, "status")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _require_postgres() -> None:
-    if any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or os.environ.get("PGBIN"):
-        return
-    if os.environ.get("CI"):
-        pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package `postgresql`")
-    pytest.skip("PostgreSQL (Debian package `postgresql`) not installed here; CI installs it and runs this")
-
-
 def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -> None:
     """A real PostgreSQL (Debian package) and `mlflow server` on loopback; the pipeline logs there."""
-    import tempfile
     import time
     import urllib.request
 
-    _require_postgres()
     import mlflow
 
-    proj = project
-    home = Path(tempfile.mkdtemp(prefix="mlflow-team-"))
-    home.chmod(0o755)  # PostgreSQL runs as the `postgres` user when the tests run as root
-    port, pgport, serve_port = _free_port(), _free_port(), _free_port()
-    ports = {"MLFLOW_PORT": str(port), "PG_PORT": str(pgport)}
-    script = str(ROOT / "tools" / "mlflow_server.sh")
-    run(ROOT, "bash", script, "start", str(home / "srv"), extra_env=ports)
+    proj, serve_port = project, free_port()
     serving = None
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        out = dvc(proj, "repro", "--force", extra_env={"MLFLOW_TRACKING_URI": uri})
-        assert {"track@imdb", "track@yelp"} <= ran(out)
-        client = mlflow.MlflowClient(uri)
-        exp = client.get_experiment_by_name("sentiment-imdb")
-        runs = client.search_runs([exp.experiment_id])
-        assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
-        child = next(r for r in runs if r.data.tags.get("model") == "mlp")
-        assert child.data.params["mlp.dropout"] and "test_accuracy" in child.data.metrics
-        # artifacts went through the server into its artifact store, not into the project
-        assert {a.path for a in client.list_artifacts(child.info.run_id)} >= {"metrics.json", "featurizer.json"}
-        assert any((home / "srv" / "artifacts").rglob("metrics.json"))
-        champion = client.get_model_version_by_alias("sentiment-imdb", "champion")
-        assert champion.version is not None
-        # `mlflow models serve` on the registered model, scoring raw text over HTTP
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        serving = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/sentiment-imdb@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(serve_port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{serve_port}/ping", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and serving.poll() is None, "mlflow models serve did not start"
-                time.sleep(2)
-        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["great fun"], ["awful, dull"]]}})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{serve_port}/invocations", body.encode(), {"Content-Type": "application/json"}
-        )
-        predictions = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
-        assert len(predictions) == 2 and all(0 <= p["proba"] <= 1 and p["label"] in (0, 1) for p in predictions)
-    finally:
-        if serving is not None:
-            import signal
+    with team_server() as (uri, _, srv):
+        try:
+            out = dvc(proj, "repro", "--force", extra_env={"MLFLOW_TRACKING_URI": uri})
+            assert {"track@imdb", "track@yelp"} <= ran(out)
+            client = mlflow.MlflowClient(uri)
+            exp = client.get_experiment_by_name("sentiment-imdb")
+            runs = client.search_runs([exp.experiment_id])
+            assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+            child = next(r for r in runs if r.data.tags.get("model") == "mlp")
+            assert child.data.params["mlp.dropout"] and "test_accuracy" in child.data.metrics
+            # artifacts went through the server into its artifact store, not into the project
+            assert {a.path for a in client.list_artifacts(child.info.run_id)} >= {"metrics.json", "featurizer.json"}
+            assert any((srv / "artifacts").rglob("metrics.json"))
+            champion = client.get_model_version_by_alias("sentiment-imdb", "champion")
+            assert champion.version is not None
+            # `mlflow models serve` on the registered model, scoring raw text over HTTP
+            serving = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/sentiment-imdb@champion",
+                 "--env-manager", "local", "-h", "127.0.0.1", "-p", str(serve_port)],
+                env={**env(), "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{serve_port}/ping", timeout=5)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and serving.poll() is None, "mlflow models serve did not start"
+                    time.sleep(2)
+            body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["great fun"], ["awful, dull"]]}})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{serve_port}/invocations", body.encode(), {"Content-Type": "application/json"}
+            )
+            predictions = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+            assert len(predictions) == 2 and all(0 <= p["proba"] <= 1 and p["label"] in (0, 1) for p in predictions)
+        finally:
+            if serving is not None:
+                import signal
 
-            os.killpg(serving.pid, signal.SIGTERM)
-            serving.wait(timeout=30)
-        run(ROOT, "bash", script, "stop", str(home / "srv"), extra_env=ports, ok=None)
+                os.killpg(serving.pid, signal.SIGTERM)
+                serving.wait(timeout=30)
 
 
 def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed_worker(
     project: Path, tmp_path: Path
 ) -> None:
     """Two clones, as two machines, join one Optuna study in PostgreSQL; one is killed mid-trial."""
+    import contextlib
     import signal
     import socket
-    import tempfile
     import time
 
     import mlflow
     import optuna
     import sqlalchemy.exc
 
-    _require_postgres()
+    require_postgres()
     proj, n_trials = project, 4
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["sweep"] = {
@@ -579,15 +555,9 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
     for clone in clones:
         run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
         dvc(clone, "pull", "--run-cache")
-    home = Path(tempfile.mkdtemp(prefix="sweep-team-"))
-    home.chmod(0o755)  # PostgreSQL runs as the `postgres` user when the tests run as root
-    port, pgport = _free_port(), _free_port()
-    ports = {"MLFLOW_PORT": str(port), "PG_PORT": str(pgport)}
-    script = str(ROOT / "tools" / "mlflow_server.sh")
-    run(ROOT, "bash", script, "start", str(home / "srv"), extra_env=ports)
-    uri, storage = f"http://127.0.0.1:{port}", f"postgresql+psycopg2://mlflow@127.0.0.1:{pgport}/optuna"
     workers: list[subprocess.Popen] = []
-    try:
+    with team_server() as (uri, storage, _), contextlib.ExitStack() as stop:
+        stop.callback(lambda: [os.killpg(w.pid, signal.SIGKILL) for w in workers if w.poll() is None])
         for clone in clones:
             with (clone.parent / f"{clone.name}.log").open("w") as out:
                 worker = subprocess.Popen(
@@ -639,8 +609,3 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
         assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in pipelines)
         assert parent.info.status == "FINISHED" and parent.data.tags["best.trial"] == str(study.best_trial.number)
         assert parent.data.metrics["accuracy"] == pytest.approx(study.best_value)
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGKILL)
-        run(ROOT, "bash", script, "stop", str(home / "srv"), extra_env=ports, ok=None)

@@ -133,6 +133,14 @@ def test_bad_tables_name_file_row_and_column(raw: pd.DataFrame, cfg_kwargs: dict
     assert message in str(err.value)
 
 
+def test_a_header_without_rows_is_named_as_an_empty_table(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,stars\n")
+    cfg = DatasetConfig(format="reviews", source="x", rating_column="stars", negative_max=2, positive_min=4)
+    with pytest.raises(DataError, match=r"reviews\.csv: no reviews \(the table has a header and no rows\)"):
+        prepare_reviews(read_reviews_file(path), cfg, seed=0, where=str(path))
+
+
 def test_non_utf8_csv_follows_the_policy(tmp_path: Path) -> None:
     path = tmp_path / "r.csv.gz"
     with gzip.open(path, "wb") as fh:

@@ -219,7 +219,7 @@ def storage(url: str) -> optuna.storages.RDBStorage:
             url,
             heartbeat_interval=HEARTBEAT_S,
             grace_period=GRACE_S,
-            failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
         )
 
 
@@ -370,7 +370,7 @@ class StudyRun:
         self.tracker = tracker
         self.spec = spec
         with tracker.exclusive():  # also creating a fresh mlflow.db: two workers starting at once race on it
-            self.client = tracker.mlflow.MlflowClient()
+            self.client = tracker.client
             self.experiment_id = tracker.experiment_id(spec.experiment)
             self.run_id = self._find_or_create(storage_url)
 

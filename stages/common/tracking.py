@@ -139,6 +139,80 @@ def as_params(flat: dict[str, Any]) -> dict[str, str]:
     return {k: _param_value(v) for k, v in sorted(flat.items())}
 
 
+CONFLICT_MARKERS = ("unique constraint", "uniqueviolation", "duplicate key", "integrityerror", "already exists")
+
+
+def is_conflict(exc: Exception) -> bool:
+    """Whether an MLflow error says a competitor wrote the same row a moment earlier."""
+    code = getattr(exc, "error_code", "")
+    text = str(exc).lower()
+    return code in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS") or any(m in text for m in CONFLICT_MARKERS)
+
+
+class SharedClient:
+    """An ``MlflowClient`` whose writes that concurrent workers repeat are idempotent.
+
+    Two sweep workers, or two ``track`` stages of a parallel queue, write the same rows on a
+    server backend at the same moment (the experiment, its tags, a run tag, the registered
+    model and its alias). MLflow's SQL store inserts such a row when it does not see it, so the
+    slower writer gets a unique-key error. Here a create that lost the race returns what the
+    competitor created, and a set that lost it is repeated (now an update of that row): the
+    outcome is the one either order of the two writes would give. Every other call passes through.
+    """
+
+    ATTEMPTS = 5
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _repeat(self, write: Any, *args: Any) -> None:
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(self.ATTEMPTS):
+            try:
+                write(*args)
+                return
+            except MlflowException as exc:
+                if not is_conflict(exc) or attempt == self.ATTEMPTS - 1:
+                    raise
+                log.debug("%s%s: lost a race to another writer, writing again", write.__name__, args)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self._repeat(self._client.set_tag, run_id, key, value)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        self._repeat(self._client.set_experiment_tag, experiment_id, key, value)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self._repeat(self._client.set_registered_model_alias, name, alias, version)
+
+    def create_experiment(self, name: str, artifact_location: str | None = None) -> str:
+        """The new experiment's id, or that of the one a competitor created under ``name``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            exp = self._client.get_experiment_by_name(name) if is_conflict(exc) else None
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def create_registered_model(self, name: str) -> Any:
+        """The new registered model, or the one a competitor created under ``name``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.create_registered_model(name)
+        except MlflowException as exc:
+            if not is_conflict(exc):
+                raise
+            return self._client.get_registered_model(name)
+
+
 class MlflowTracker:
     """Logs :class:`RunPlan` trees to MLflow."""
 
@@ -150,20 +224,20 @@ class MlflowTracker:
         self.artifact_root = artifact_root
         mlflow.set_tracking_uri(tracking_uri)
 
+    @property
+    def client(self) -> SharedClient:
+        """A client for this tracking URI whose repeated writes are safe under concurrency."""
+        return SharedClient(self.mlflow.MlflowClient(self.tracking_uri))
+
     def experiment_id(self, name: str) -> str:
-        client = self.mlflow.MlflowClient()
+        """The id of experiment ``name``, created (and tagged for the training view) if new."""
+        client = self.client
         exp = client.get_experiment_by_name(name)
         if exp is None:
             location = None
             if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
                 location = (self.artifact_root / name).as_uri()
-            try:
-                exp_id = client.create_experiment(name, artifact_location=location)
-            except self.mlflow.exceptions.MlflowException:  # another worker created it a moment ago
-                exp = client.get_experiment_by_name(name)
-                if exp is None:
-                    raise
-                exp_id = exp.experiment_id
+            exp_id = client.create_experiment(name, artifact_location=location)
         else:
             exp_id = exp.experiment_id
         if exp is None or exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
@@ -199,7 +273,7 @@ class MlflowTracker:
 
     def _earlier_artifacts(self, exp_id: str, fingerprint: str) -> str | None:
         """The run that already holds artifacts with this fingerprint, if any."""
-        runs = self.mlflow.MlflowClient().search_runs(
+        runs = self.client.search_runs(
             [exp_id],
             filter_string=f"tags.`artifacts.fingerprint` = '{fingerprint}' and tags.`artifacts.logged` = 'true' "
             "and attributes.status = 'FINISHED'",
@@ -212,10 +286,11 @@ class MlflowTracker:
         """Point the registered model ``name``'s ``champion`` alias at the experiment's best model.
 
         Best: the finished model run with the highest (``direction: max``) or lowest ``metric``.
-        A new version is registered only when the champion changes (compared by the model
-        files' fingerprint), from the run that holds the model's artifacts.
+        A new version is registered only when no version holds the same model files (compared by
+        their fingerprint), from the run that holds the model's artifacts. Two workers registering
+        the same files at once keep the lower of the two versions and delete the other.
         """
-        client = self.mlflow.MlflowClient()
+        client = self.client
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             return None
@@ -232,14 +307,10 @@ class MlflowTracker:
         fingerprint = best.data.tags.get("artifacts.fingerprint", best.info.run_id)
         source = best.data.tags.get("model.uri", f"runs:/{best.info.run_id}/model")
         with self.exclusive():
-            try:
-                current = client.get_model_version_by_alias(name, "champion")
-            except self.mlflow.exceptions.MlflowException:
-                current = None
-            if current is not None and (current.tags or {}).get("artifacts.fingerprint") == fingerprint:
-                version = current.version
-            else:
-                mv = self.mlflow.register_model(
+            version = self._version_of(client, name, fingerprint)
+            if version is None:
+                client.create_registered_model(name)
+                mine = self.mlflow.register_model(
                     source,
                     name,
                     tags={
@@ -247,9 +318,11 @@ class MlflowTracker:
                         "best_run_id": best.info.run_id,
                         "metric": f"{metric}={best.data.metrics[metric]:.6f} ({direction})",
                     },
-                )
-                client.set_registered_model_alias(name, "champion", mv.version)
-                version = mv.version
+                ).version
+                version = self._version_of(client, name, fingerprint) or str(mine)
+                if version != str(mine):  # a competitor registered the same files first
+                    client.delete_model_version(name, mine)
+            client.set_registered_model_alias(name, "champion", version)
         return {
             "name": name,
             "version": str(version),
@@ -258,11 +331,16 @@ class MlflowTracker:
             metric: f"{best.data.metrics[metric]:.6f}",
         }
 
+    @staticmethod
+    def _version_of(client: SharedClient, name: str, fingerprint: str) -> str | None:
+        """The lowest version of registered model ``name`` holding the files ``fingerprint``."""
+        found = client.search_model_versions(f"name = '{name}' and tags.`artifacts.fingerprint` = '{fingerprint}'")
+        return str(min(int(v.version) for v in found)) if found else None
+
     def _log(self, exp_id: str, plan: RunPlan, parent_id: str | None, ids: dict[str, str]) -> None:
         from mlflow.entities import Metric, Param
 
-        mlflow = self.mlflow
-        client = mlflow.MlflowClient()
+        client = self.client
         tags = dict(plan.tags)
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
