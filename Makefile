@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test test-quick lint format track ui bench tune tune-cv sweep compare predict server server-stop clean
+.PHONY: setup run repro test test-quick lint format track ui bench sweep compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -48,12 +48,6 @@ track: setup        ## log the current pipeline state to MLflow again (e.g. afte
 
 bench: setup        ## benchmark on the real data (dvc repro --force, baselines, LIME): reports/benchmark.md
 	$(BIN)/python -m bench.benchmark
-
-tune: setup         ## validation study behind the model defaults (after `make run`): reports/tuning.md
-	$(BIN)/python -m bench.tune
-
-tune-cv: setup      ## the fine-tune studies by 5-fold cross-validation of the training split: reports/tuning-cv.md
-	$(BIN)/python -m bench.tune --folds 5
 
 sweep: setup        ## Optuna study from params.yaml's sweep section (STORAGE=postgresql+psycopg2://... joins a shared one)
 	$(BIN)/python -m tools.sweep $(if $(STORAGE),--storage "$(STORAGE)")

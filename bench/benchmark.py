@@ -20,7 +20,6 @@ data (docs/decisions.md); this script only measures them on the test splits.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -39,18 +38,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from stages.common import layout
-from stages.common.cli import STATS_ENV
-from stages.common.config import ModelConfig
-from stages.common.explaining import TextModel, explain_text, review_seed, warm_up
-from stages.common.features import FeaturizerConfig, fit_featurizer
-from stages.common.io import read_json, write_text
-from stages.common.params import load_params, seed_from
-from stages.common.persistence import load_model
-from stages.common.prediction import fast_predictor, predict_proba
-from stages.common.store import load_featurizer, read_table
-from stages.common.training import train_model
-from stages.common.trust import jaccard
+from stages.common.data import layout
+from stages.common.data.io import read_json, write_text
+from stages.common.data.store import read_table
+from stages.common.explanation.explaining import explain_text, review_seed, warm_up
+from stages.common.explanation.trust import jaccard
+from stages.common.features.featurizer import fit_featurizer
+from stages.common.modelling.prediction import load_text_model, predict_proba
+from stages.common.modelling.training import train_model
+from stages.common.params import Params, load_params
+from stages.common.params.schema import FeaturizerConfig, ModelConfig
 
 log = logging.getLogger("bench")
 
@@ -132,10 +129,11 @@ def paired_bootstrap(
 ORIGINAL = {
     # the R recipe of the LIME article: multi-hot top-2000 words, 16-16-1, uniform init
     "original MLP recipe": (
-        FeaturizerConfig(kind="bow", max_tokens=2000, mode="multi_hot"),
+        FeaturizerConfig(kind="bow", max_tokens=2000, min_count=1, mode="multi_hot"),
         ModelConfig(
             architecture="mlp",
-            hidden_units=[16, 16],
+            dropout=0.0,
+            hidden_units=(16, 16),
             kernel_initializer="uniform",
             epochs=20,
             batch_size=512,
@@ -145,11 +143,13 @@ ORIGINAL = {
     ),
     # the Keras IMDB LSTM example: 20000 words, maxlen 80, Embedding 128 + LSTM 128, 3 epochs
     "original LSTM recipe": (
-        FeaturizerConfig(kind="seq", max_tokens=20000, maxlen=80),
+        FeaturizerConfig(kind="seq", max_tokens=20000, min_count=1, maxlen=80),
         ModelConfig(
             architecture="lstm",
             embedding_dim=128,
             units=128,
+            bidirectional=False,
+            pooling="last",
             dropout=0.2,
             recurrent_dropout=0.2,
             epochs=3,
@@ -177,21 +177,14 @@ def original_recipe(table: pd.DataFrame, fcfg: FeaturizerConfig, mcfg: ModelConf
     return scores(test["label"].to_numpy(), p), time.perf_counter() - start
 
 
-def lime_comparison(dataset: str, model: str, params: dict[str, Any], dirs: dict[str, Path]) -> dict[str, Any]:
+def lime_comparison(dataset: str, model: str, params: Params, dirs: dict[str, Path]) -> dict[str, Any]:
     """Usual LIME recipe vs the pipeline's on the selected reviews: seconds and agreement."""
-    ecfg = params["explain"]
-    random_state = ecfg.get("random_state") or seed_from(params)
+    ecfg, random_state = params.explain, params.seed
     table = read_table(dirs["prepared"] / f"{dataset}.parquet").set_index("id")
     ids = read_json(dirs["reports"] / dataset / "explain" / layout.SELECTION)["review_ids"]
-    featurizer = load_featurizer(dirs["features"] / dataset / model)
-    keras_model = load_model(dirs["models"] / dataset / f"{model}.keras")
-    usual = TextModel(featurizer, lambda X: predict_proba(keras_model, X, batch_size=2048))
-    fast = TextModel(featurizer, fast_predictor(keras_model))
-    kw = {
-        "num_features": ecfg["num_features"],
-        "num_samples": ecfg["num_samples"],
-        "kernel_width": ecfg["kernel_width"],
-    }
+    files = (dirs["models"] / dataset / f"{model}.keras", dirs["features"] / dataset / model)
+    usual, fast = load_text_model(*files), load_text_model(*files, fast=True)
+    kw = {"num_features": ecfg.num_features, "num_samples": ecfg.num_samples, "kernel_width": ecfg.kernel_width}
     warm_up(usual, fast=False)  # untimed: TensorFlow's tracing, numba's compile
     warm_up(fast, fast=True)
     usual_s, fast_s, same, overlap, diff = [], [], [], [], []
@@ -209,7 +202,7 @@ def lime_comparison(dataset: str, model: str, params: dict[str, Any], dirs: dict
         "dataset": dataset,
         "model": model,
         "reviews": len(ids),
-        "num_samples": ecfg["num_samples"],
+        "num_samples": ecfg.num_samples,
         "usual_s": float(np.mean(usual_s)),
         "pipeline_s": float(np.mean(fast_s)),
         "speedup": float(np.mean(usual_s) / np.mean(fast_s)),
@@ -220,28 +213,34 @@ def lime_comparison(dataset: str, model: str, params: dict[str, Any], dirs: dict
     }
 
 
-def run_repro(stats: Path) -> tuple[float, float, list[dict[str, Any]]]:
+def run_repro(log_file: Path) -> tuple[float, float, list[dict[str, Any]]]:
     """``dvc repro --force`` (every stage) then a no-op ``dvc repro``: seconds, per-stage stats."""
-    stats.unlink(missing_ok=True)
-    env = {**os.environ, STATS_ENV: str(stats.resolve())}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    subprocess.run(["dvc", "repro", "--force"], check=True, env=env)
+    with log_file.open("w", encoding="utf-8") as out:
+        subprocess.run(["dvc", "repro", "--force"], check=True, stdout=out, stderr=subprocess.STDOUT)
     full = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run(["dvc", "repro"], check=True, env={**os.environ})
+    subprocess.run(["dvc", "repro"], check=True)
     noop = time.perf_counter() - start
-    records = [json.loads(line) for line in stats.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return full, noop, records
+    return full, noop, stage_stats(log_file.read_text(encoding="utf-8"))
 
 
-def stage_label(record: dict[str, Any], names: Sequence[str]) -> str:
-    """``train imdb/lstm``-style label from a stage's argv."""
-    text = " ".join(record["argv"])
-    found = []
-    for name in names:
-        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) and name not in found:
-            found.append(name)
-    return f"{record['stage']} {'/'.join(found)}".strip()
+def stage_stats(output: str) -> list[dict[str, Any]]:
+    """Each stage's wall time and peak memory from ``dvc repro``'s output.
+
+    DVC names the stage it runs (``Running stage 'train@imdb-mlp':``); the stage's own last log
+    line gives its figures (``stage train finished in 12.3 s (peak memory 456 MiB)``, stages.common.cli).
+    """
+    records: list[dict[str, Any]] = []
+    current = None
+    for line in output.splitlines():
+        if m := re.search(r"Running stage '([^']+)'", line):
+            current = m.group(1)
+        elif (m := re.search(r"stage \S+ finished in ([\d.]+) s \(peak memory (\d+) MiB\)", line)) and current:
+            records.append({"stage": current, "seconds": float(m.group(1)), "peak_mib": float(m.group(2))})
+            current = None
+    return records
 
 
 def machine() -> str:
@@ -265,12 +264,12 @@ def machine() -> str:
     )
 
 
-def evaluate_targets(b: Bench, params: dict[str, Any]) -> None:
+def evaluate_targets(b: Bench, datasets: Sequence[str], models: Sequence[str]) -> None:
     """Every target of the accuracy/speed issue, with its measured value."""
     by = {(r.dataset, r.recipe): r for r in b.rows}
-    for ds in params["datasets"]:
+    for ds in datasets:
         base = by.get((ds, "TF-IDF + logistic regression"))
-        for m in params["models"]:
+        for m in models:
             r = by.get((ds, f"pipeline {m}"))
             if base is None or r is None:
                 continue
@@ -304,7 +303,7 @@ def evaluate_targets(b: Bench, params: dict[str, Any]) -> None:
         b.targets.append(("every stage ≤ 3 GiB peak memory", f"max {peak / GIB:.2f} GiB", peak <= 3 * GIB))
 
 
-def markdown(b: Bench, params: dict[str, Any]) -> str:
+def markdown(b: Bench, params: Params) -> str:
     """The committed report."""
     out = [
         "# Benchmark",
@@ -371,9 +370,8 @@ def markdown(b: Bench, params: dict[str, Any]) -> str:
         "| stage | wall time | peak memory |",
         "|---|---|---|",
     ]
-    names = [*params["datasets"], *params["models"]]
     for s in b.stages:
-        out.append(f"| {stage_label(s, names)} | {s['seconds']:.1f} s | {s['peak_mib'] / GIB:.2f} GiB |")
+        out.append(f"| {s['stage']} | {s['seconds']:.1f} s | {s['peak_mib'] / GIB:.2f} GiB |")
     return "\n".join(out) + "\n"
 
 
@@ -382,17 +380,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="default: <reports>/benchmark.md (dvc.yaml's vars.paths)")
     p.add_argument("--no-repro", action="store_true", help="measure the outputs already there (no timings)")
-    p.add_argument("--stats", type=Path, default=Path(".dvc/tmp/bench-stages.jsonl"))
+    p.add_argument("--log", type=Path, default=Path(".dvc/tmp/bench-repro.log"), help="dvc repro's output")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = load_params(Path("params.yaml"))
-    seed = seed_from(params)
+    params = load_params()
+    seed = params.seed
     dirs = pipeline_dirs()
     b = Bench()
     if not args.no_repro:
-        b.repro_seconds, b.noop_seconds, b.stages = run_repro(args.stats)
+        b.repro_seconds, b.noop_seconds, b.stages = run_repro(args.log)
         log.info("dvc repro --force: %.0f s; no-op: %.1f s", b.repro_seconds, b.noop_seconds)
-    for ds in params["datasets"]:
+    for ds in params.datasets:
         table = read_table(dirs["prepared"] / f"{ds}.parquet")
         (acc, bal, auc), secs, baseline_p = linear_baseline(table)
         b.rows.append(Row(ds, "TF-IDF + logistic regression", acc, bal, auc, secs, "same run, same split"))
@@ -402,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 (acc, bal, auc), secs = original_recipe(table, fcfg, mcfg, seed)
                 b.rows.append(Row(ds, name, acc, bal, auc, secs))
                 log.info("%s %s: %.4f", ds, name, acc)
-        for m in params["models"]:
+        for m in params.models:
             metrics = read_json(dirs["reports"] / ds / m / layout.METRICS)
             train = read_json(dirs["reports"] / ds / m / layout.TRAIN_SUMMARY)
             note = f"fine-tuned from {train['initialised_from']}" if "initialised_from" in train else "from scratch"
@@ -444,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             b.lime.append(lime_comparison(ds, m, params, dirs))
             log.info("%s %s LIME: %s", ds, m, b.lime[-1])
-    evaluate_targets(b, params)
+    evaluate_targets(b, list(params.datasets), list(params.models))
     text = markdown(b, params)
     write_text(args.out or dirs["reports"] / "benchmark.md", text)
     sys.stdout.write(text)

@@ -30,14 +30,12 @@ import pydantic
 import yaml
 
 from stages.common import cli
-from stages.common.config import BehaveConfig, EvaluateConfig
+from stages.common.data.io import write_json
+from stages.common.data.store import read_table
 from stages.common.errors import DataError
-from stages.common.explaining import TextModel
-from stages.common.io import write_json
-from stages.common.params import load_params, parse, seed_from
-from stages.common.persistence import load_model
-from stages.common.prediction import predict_proba
-from stages.common.store import load_featurizer, read_table
+from stages.common.modelling.prediction import load_text_model
+from stages.common.params import load_params
+from stages.common.params.schema import BehaveConfig
 
 log = logging.getLogger(__name__)
 
@@ -409,16 +407,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--cases", type=Path, required=True)
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(BehaveConfig, params.get("behave") or {}, "behave")
-    threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
     if not args.suite.is_file():
         raise DataError(f"{args.suite}: suite file not found")
     suite = load_suite(args.suite.read_text(encoding="utf-8"), str(args.suite))
     table = read_table(args.table)
     reviews = table.loc[table["split"] == "test", ["id", "text"]].reset_index(drop=True)
-    keras_model = load_model(args.model_file)
-    predict = TextModel(load_featurizer(args.features), lambda X: predict_proba(keras_model, X)).proba
-    outcomes = run_suite(suite, reviews, predict, cfg, threshold, seed_from(params))
+    model = load_text_model(args.model_file, args.features)
+    outcomes = run_suite(suite, reviews, model.proba, params.behave, params.evaluate.threshold, params.seed)
     log.info("%s: %s", args.name, {k: v for k, v in metrics(outcomes).items() if k != "tests"})
     write_json(args.cases, cases_file(outcomes))
     write_json(args.metrics, metrics(outcomes))

@@ -24,12 +24,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stages.common import cli, layout, render
-from stages.common.config import CorrelateConfig
-from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
-from stages.common.io import atomic_path, write_json
-from stages.common.params import load_params, parse, section
-from stages.common.store import read_table
+from stages.common import cli
+from stages.common.data import layout
+from stages.common.data.io import atomic_path, write_json
+from stages.common.data.store import read_table
+from stages.common.features.featurizer import Featurizer, FeaturizerConfig, fit_featurizer
+from stages.common.params import load_params
+from stages.common.params.schema import CorrelateConfig
+from stages.common.report import render
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 def phi(texts: Sequence[str], labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
     """Phi (Pearson on binary data) of each word's presence with the label. Pure."""
     featurizer = Featurizer(
-        config=FeaturizerConfig(kind="bow", max_tokens=max(len(vocabulary), 1), mode="multi_hot"),
+        config=FeaturizerConfig(kind="bow", max_tokens=max(len(vocabulary), 1), min_count=1, mode="multi_hot"),
         vocabulary=list(vocabulary),
     )
     X = featurizer.transform(texts)
@@ -55,7 +57,8 @@ def phi(texts: Sequence[str], labels: np.ndarray, vocabulary: Sequence[str]) -> 
 def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: CorrelateConfig) -> pd.DataFrame:
     """The original analysis: phi for the top ``max_tokens`` words after ``skip_top``, highest first. Pure."""
     featurizer = fit_featurizer(
-        texts, FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, skip_top=cfg.skip_top, mode="multi_hot")
+        texts,
+        FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, min_count=1, skip_top=cfg.skip_top, mode="multi_hot"),
     )
     df = phi(texts, labels, featurizer.vocabulary)
     return df.sort_values(["correlation", "word"], ascending=[False, True]).reset_index(drop=True)
@@ -125,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, required=True)
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(CorrelateConfig, params.get("correlate", {}), "correlate")
+    cfg = params.correlate
     table = read_table(args.table)
     train = table[table["split"] == "train"]
     corr = word_label_correlation(train["text"].tolist(), train["label"].to_numpy(), cfg)
@@ -135,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     suspicious: dict[str, pd.DataFrame] = {}
     importances = {
-        m: pd.read_csv(args.explanations / m / layout.GLOBAL_WORDS, keep_default_na=False)
-        for m in section(params, "models")
+        m: pd.read_csv(args.explanations / m / layout.GLOBAL_WORDS, keep_default_na=False) for m in params.models
     }
     explained = sorted({w.lower() for df in importances.values() for w in df["word"]})
     explained_corr = phi(train["text"].tolist(), train["label"].to_numpy(), explained)

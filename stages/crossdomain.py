@@ -16,15 +16,12 @@ import numpy as np
 import pandas as pd
 
 from stages.common import cli
-from stages.common.config import EvaluateConfig
+from stages.common.data.io import write_json
+from stages.common.data.store import read_table
 from stages.common.errors import DataError
-from stages.common.explaining import TextModel
-from stages.common.io import write_json
-from stages.common.params import load_params, parse, section
-from stages.common.persistence import load_model
-from stages.common.prediction import predict_proba
-from stages.common.scoring import headline
-from stages.common.store import load_featurizer, read_table
+from stages.common.modelling.prediction import load_text_model
+from stages.common.modelling.scoring import headline
+from stages.common.params import load_params
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +45,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
-    others = [d for d in section(params, "datasets") if d != args.dataset]
+    others = [d for d in params.datasets if d != args.dataset]
     paths = {d: args.tables / f"{d}.parquet" for d in others}
     missing = [str(f) for f in paths.values() if not f.is_file()]
     if missing:
         raise DataError(f"{missing[0]}: prepared table not found; run the prepare stage")
-    keras_model = load_model(args.model_file)
-    model = TextModel(load_featurizer(args.features), lambda X: predict_proba(keras_model, X))
-    scores = cross_domain(
-        {d: read_table(f) for d, f in paths.items()},
-        model.proba,
-        threshold,
-    )
+    model = load_text_model(args.model_file, args.features)
+    scores = cross_domain({d: read_table(f) for d, f in paths.items()}, model.proba, params.evaluate.threshold)
     log.info("%s: %s", args.dataset, scores)
     write_json(args.out, scores)
 

@@ -22,16 +22,17 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from stages.common import cli, render
-from stages.common.config import EvaluateConfig
+from stages.common import cli
+from stages.common.data.io import atomic_path, write_bytes, write_json
+from stages.common.data.store import load_featurizer, load_split, read_table
 from stages.common.errors import DataError
-from stages.common.features import Featurizer, TokenBatch
-from stages.common.io import atomic_path, write_bytes, write_json
-from stages.common.params import load_params, parse, seed_from
-from stages.common.persistence import load_model
-from stages.common.prediction import predict_proba
-from stages.common.scoring import headline
-from stages.common.store import load_featurizer, load_split, read_table
+from stages.common.features.featurizer import Featurizer, TokenBatch
+from stages.common.modelling.persistence import load_model
+from stages.common.modelling.prediction import predict_proba
+from stages.common.modelling.scoring import headline
+from stages.common.params import load_params
+from stages.common.params.schema import EvaluateConfig
+from stages.common.report import render
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--predictions", type=Path, required=True)
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(EvaluateConfig, params.get("evaluate", {}), "evaluate")
+    cfg = params.evaluate
     test = load_split(args.features, "test")
     table = read_table(args.table)
     if "in_train" not in table.columns:
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = load_model(args.model_file)
     proba = predict_proba(model, test.X)
     result = evaluate_predictions(test.y, proba, cfg)
-    shuffled = shuffled_features(load_featurizer(args.features), texts.tolist(), seed_from(params))
+    shuffled = shuffled_features(load_featurizer(args.features), texts.tolist(), params.seed)
     result.metrics["shuffled_words"] = order_sensitivity(test.y, proba, predict_proba(model, shuffled), cfg.threshold)
     result.metrics["deduplicated"] = deduplicated(test.y, proba, rows["in_train"].to_numpy(dtype=bool), cfg.threshold)
     log.info("%s: %s", args.name, {k: v for k, v in result.metrics.items() if k != "confusion"})

@@ -20,16 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common import cli, layout, render
-from stages.common.config import ExplainConfig
+from stages.common import cli
+from stages.common.data import layout
+from stages.common.data.io import atomic_path, dumps_json, read_json, write_json, write_text
+from stages.common.data.store import read_table
 from stages.common.errors import DataError
-from stages.common.explaining import Explanation, TextModel, explain_text, review_seed, warm_up
-from stages.common.io import atomic_path, dumps_json, read_json, write_json, write_text
-from stages.common.params import load_params, parse, seed_from
-from stages.common.persistence import load_model
-from stages.common.prediction import fast_predictor
-from stages.common.store import load_featurizer, read_table
-from stages.common.trust import aopc, deletion_curves, jaccard, submodular_pick, vocabulary_of
+from stages.common.explanation.explaining import Explanation, explain_text, review_seed, warm_up
+from stages.common.explanation.trust import aopc, deletion_curves, jaccard, submodular_pick, vocabulary_of
+from stages.common.modelling.prediction import TextModel, load_text_model
+from stages.common.params import load_params
+from stages.common.params.schema import ExplainConfig
+from stages.common.report import render
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ def explain_reviews(
     cfg: ExplainConfig,
     random_state: int,
     submodular_n: int | None = None,
-    fast: bool = True,
 ) -> tuple[list[Explanation], dict[str, Any]]:
     """Explain ``reviews`` (columns ``id``, ``text``, ``label``) and measure the explanations. Pure.
 
@@ -51,9 +51,8 @@ def explain_reviews(
         "num_features": cfg.num_features,
         "num_samples": cfg.num_samples,
         "kernel_width": cfg.kernel_width,
-        "fast": fast,
     }
-    warm_up(model, fast=fast)
+    warm_up(model)
     explanations = [
         explain_text(r.text, r.id, int(r.label), model, random_state=random_state, **kw) for r in reviews.itertuples()
     ]
@@ -70,14 +69,14 @@ def explain_reviews(
     # faithfulness: remove (or keep only) the top-k supporting words vs k random words
     texts = reviews["text"].tolist()
     predicted = [e.predicted for e in explanations]
-    ranked = [e.supporting(max(cfg.ks)) for e in explanations]
+    ranked = [e.supporting(max(cfg.faithfulness_k)) for e in explanations]
     random_words = []
     for e, text in zip(explanations, texts, strict=True):
         words = vocabulary_of(text)
         rng = np.random.default_rng(review_seed(random_state, e.review_id))
-        random_words.append([words[i] for i in rng.permutation(len(words))[: max(cfg.ks)]])
-    lime_curves = deletion_curves(texts, ranked, predicted, model.proba, cfg.ks)
-    rand_curves = deletion_curves(texts, random_words, predicted, model.proba, cfg.ks)
+        random_words.append([words[i] for i in rng.permutation(len(words))[: max(cfg.faithfulness_k)]])
+    lime_curves = deletion_curves(texts, ranked, predicted, model.proba, cfg.faithfulness_k)
+    rand_curves = deletion_curves(texts, random_words, predicted, model.proba, cfg.faithfulness_k)
     for i, e in enumerate(explanations):
         e.extra["stability_jaccard"] = round(stability[i], 6)
         e.extra["comprehensiveness"] = [round(v, 6) for v in lime_curves["comprehensiveness"][i]]
@@ -90,7 +89,7 @@ def explain_reviews(
         "aopc_comprehensiveness_random": round(aopc(rand_curves["comprehensiveness"]), 6),
         "aopc_sufficiency": round(aopc(lime_curves["sufficiency"]), 6),
         "aopc_sufficiency_random": round(aopc(rand_curves["sufficiency"]), 6),
-        "faithfulness_k": cfg.ks,
+        "faithfulness_k": list(cfg.faithfulness_k),
     }
     return explanations, metrics
 
@@ -201,8 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--highlight", type=Path, required=True, help="reviews with highlighted words (.html)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(ExplainConfig, params.get("explain", {}), "explain")
-    random_state = cfg.random_state if cfg.random_state is not None else seed_from(params)
+    cfg = params.explain
     table = read_table(args.table)
     test = table[table["split"] == "test"].reset_index(drop=True)
     selection = read_json(args.selection)
@@ -211,9 +209,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{args.selection}: review {missing[0]!r} is not in the test split; re-run select")
     reviews = test.set_index("id").loc[selection["review_ids"]].reset_index()
     submodular_n = selection["n_reviews"] if selection["method"] == "submodular" else None
-    featurizer = load_featurizer(args.features)
-    model = TextModel(featurizer, fast_predictor(load_model(args.model_file)))
-    explanations, metrics = explain_reviews(reviews, model, cfg, random_state, submodular_n)
+    model = load_text_model(args.model_file, args.features, fast=True)
+    explanations, metrics = explain_reviews(reviews, model, cfg, params.seed, submodular_n)
     # wall time varies run to run, so it lives apart from the (reproducible) metrics
     timing = {
         "seconds_per_explanation": round(float(np.mean([e.seconds for e in explanations])), 4),

@@ -30,12 +30,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from stages.common import cli
-from stages.common.config import DatasetConfig, PrepareConfig
-from stages.common.duplicates import find_duplicates
+from stages.common.data.duplicates import find_duplicates
+from stages.common.data.io import atomic_path, write_json
+from stages.common.data.sources import Fetched, fetch
 from stages.common.errors import DataError
-from stages.common.io import atomic_path, write_json
-from stages.common.params import load_params, parse, section, seed_from
-from stages.common.sources import Fetched, fetch
+from stages.common.params import load_params
+from stages.common.params.schema import DatasetConfig, PrepareConfig
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +179,12 @@ def prepare_reviews(
         df["text"] = _check_texts(df["text"], "text", where)
     else:
         wanted = [cfg.text_column]
-        wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column, cfg.id_column) if c]
+        wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column) if c]
         _require_columns(raw, wanted, where)
         if raw.empty:
             raise DataError(f"{where}: no reviews (the table has a header and no rows)")
         df = pd.DataFrame(index=raw.index)
-        df["id"] = raw[cfg.id_column].astype(str) if cfg.id_column else raw.index.astype(str)
+        df["id"] = raw.index.astype(str)
         df["text"] = _check_texts(raw[cfg.text_column], cfg.text_column, where)
         sizes = df["text"].str.len()  # characters: a cheap bound, then the exact bytes of the longest
         longest = sizes.idxmax()
@@ -289,9 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--download-dir", type=Path, required=True, help="cache for downloaded sources")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    seed = seed_from(params)
-    cfg = parse(DatasetConfig, section(params, f"datasets.{args.dataset}"), f"datasets.{args.dataset}")
-    pcfg = parse(PrepareConfig, params.get("prepare", {}), "prepare")
+    seed, cfg, pcfg = params.seed, params.dataset(args.dataset), params.prepare
 
     fetched = fetch(
         cfg.source,

@@ -16,10 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from stages.common import cli, layout, render, scorecard
-from stages.common.io import read_json, write_json, write_text
-from stages.common.params import load_params, section
-from stages.common.store import read_table
+from stages.common import cli
+from stages.common.data import layout
+from stages.common.data.io import read_json, write_json, write_text
+from stages.common.data.store import read_table
+from stages.common.params import load_params
+from stages.common.report import render, scorecard
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     body.append(f"<p id='verdict'>{e(data['scorecard']['paragraph'])}</p>")
     body.append(
         "<p class='meta'>A model is ahead on a measure when it beats the other by more than the measure's "
-        "margin; the paragraph is generated from the table by the rule in <code>stages/common/scorecard.py</code>. "
+        "margin; the paragraph is generated from the table by the rule in "
+        "<code>stages/common/report/scorecard.py</code>. "
         "Every figure on this page comes from the files the DVC pipeline wrote (see <code>dvc.yaml</code>); the "
         "params are in <code>params.yaml</code> and MLflow.</p>"
     )
@@ -343,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scorecard", type=Path, required=True, help="the scorecard table and paragraph (.json)")
     args = p.parse_args(argv)
-    models = section(load_params(args.params), "models")
+    models = list(load_params(args.params).models)
     data = load_inputs(args, models)
     html_text = build_report(args.dataset, data)
     card = data["scorecard"]

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from stages.common import cli
-from stages.common.config import SelectConfig
+from stages.common.data.io import write_json
+from stages.common.data.store import read_table
 from stages.common.errors import DataError
-from stages.common.io import write_json
-from stages.common.params import load_params, parse, seed_from
-from stages.common.store import read_table
+from stages.common.params import load_params
+from stages.common.params.schema import SelectConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(SelectConfig, params.get("select", {}), "select")
+    cfg = params.select
     table = read_table(args.table)
     wrong: set[str] = set()
     for f in sorted(Path(args.predictions).glob("*.parquet")):
         pred = pd.read_parquet(f)
         wrong |= set(pred.loc[pred["label"] != pred["predicted"], "id"])
-    ids = select_reviews(table.loc[table["split"] == "test", "id"].tolist(), wrong, cfg, seed_from(params))
+    ids = select_reviews(table.loc[table["split"] == "test", "id"].tolist(), wrong, cfg, params.seed)
     log.info("selected %d reviews (%s)", len(ids), cfg.method)
     write_json(args.out, {"method": cfg.method, "n_reviews": cfg.n_reviews, "review_ids": ids})
 

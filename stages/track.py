@@ -21,12 +21,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stages.common import cli, layout
-from stages.common.config import EvaluateConfig, TrackConfig
+from stages.common import cli
+from stages.common.data import layout
+from stages.common.data.io import read_json, write_json
 from stages.common.errors import DataError, TrackingError
-from stages.common.io import read_json, write_json
-from stages.common.params import flatten, load_params, parse, section
-from stages.common.tracking import (
+from stages.common.params import load_params
+from stages.common.params.parsing import flatten
+from stages.common.tracking.tracker import (
     SWEEP_ENV,
     DatasetRef,
     MlflowTracker,
@@ -222,13 +223,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="where to write the MLflow run ids (.json)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg = parse(TrackConfig, params.get("track") or {}, "track")
-    model_names = section(params, "models")
-    threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
+    cfg = params.track
     card_path = args.reports / layout.DATA_CARD
     card = read_json(card_path)
     lock = yaml.safe_load(args.lock.read_text(encoding="utf-8")) if args.lock.is_file() else {}
-    states = [load_model_state(m, args.reports, args.models, args.features, args.plots, args.html) for m in model_names]
+    states = [
+        load_model_state(m, args.reports, args.models, args.features, args.plots, args.html) for m in params.models
+    ]
     correlate_file = args.reports / layout.CORRELATE_METRICS
     report = args.html / layout.REPORT if args.html else None
     run_files = [args.params, args.lock, card_path, Path("dvc.yaml"), correlate_file, report]
@@ -236,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_artifacts += _files(args.reports / "correlate", "correlate")
     plan = plan_runs(
         args.dataset,
-        params,
+        params.raw,
         card,
         states,
         correlate=read_json(correlate_file) if correlate_file.is_file() else None,
@@ -244,12 +245,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         git=git_state(ignore=[str(args.lock), layout.dvc_paths()["reports"]]),
         env=os.environ,
         run_artifacts=run_artifacts,
-        threshold=threshold,
+        threshold=params.evaluate.threshold,
     )
     if args.scorecard is not None and args.scorecard.is_file():
         plan.tables[SCORECARD_TABLE] = read_json(args.scorecard)["table"]
     uri = default_tracking_uri()
-    experiment = f"{cfg.experiment_prefix}-{args.dataset}"
+    experiment = params.experiment(args.dataset)
     tracker = MlflowTracker(uri, artifact_root=project_root() / "mlartifacts")
     try:
         ids = track(args.dataset, plan, tracker, experiment)

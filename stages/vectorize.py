@@ -3,7 +3,7 @@
 Per dataset × model: ``vectorize.<model>`` says how that model sees text (bag-of-words
 for the MLP, padded integer sequences for the LSTM). The vocabulary is fitted on the
 training split only; both splits are transformed by the same
-:meth:`~stages.common.features.Featurizer.transform` that evaluation, LIME and
+:meth:`~stages.common.features.featurizer.Featurizer.transform` that evaluation, LIME and
 prediction use. Output directory: ``featurizer.json`` (vocabulary and settings),
 ``train.npz`` and ``test.npz`` (features ``X`` — sparse CSR for bag-of-words — labels
 ``y`` and review ``id``).
@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 from stages.common import cli
-from stages.common.config import featurizer_config
-from stages.common.features import Featurizer, FeaturizerConfig, fit_featurizer
+from stages.common.data.store import read_table, transform_splits, write_features
+from stages.common.features.featurizer import Featurizer, FeaturizerConfig, fit_featurizer
 from stages.common.params import load_params
-from stages.common.store import read_table, transform_splits, write_features
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--table", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="features directory")
     args = p.parse_args(argv)
-    params = load_params(args.params)
     key = f"vectorize.{args.model}"
-    cfg = featurizer_config(params, args.model)
-    table = read_table(args.table)
-    featurizer, splits = vectorize(table, cfg)
+    cfg = load_params(args.params).featurizer(args.model)
+    featurizer, splits = vectorize(read_table(args.table), cfg)
     log.info(
         "%s: %d-term vocabulary; train %s, test %s",
         key,

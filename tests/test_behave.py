@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from stages.behave import expand, load_suite, metrics, run_suite
-from stages.common.config import BehaveConfig
 from stages.common.errors import DataError
-from stages.common.features import FeaturizerConfig, fit_featurizer
-from stages.common.prediction import predict_proba
-from stages.common.training import train_model
+from stages.common.features.featurizer import fit_featurizer
+from stages.common.modelling.prediction import predict_proba
+from stages.common.modelling.training import train_model
+from stages.common.params.schema import BehaveConfig, FeaturizerConfig
 from tests.synthetic import NEGATIVE, POSITIVE, reviews_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,10 +161,19 @@ def test_same_seed_same_cases() -> None:
 def tiny_model():
     df = reviews_frame(240, seed=3)
     df = df[df.stars != 3]
-    featurizer = fit_featurizer(df["text"].tolist(), FeaturizerConfig(kind="bow", max_tokens=100))
-    from stages.common.config import ModelConfig
+    featurizer = fit_featurizer(df["text"].tolist(), FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
+    from stages.common.params.schema import ModelConfig
 
-    cfg = ModelConfig(architecture="mlp", hidden_units=[8], epochs=8, batch_size=16, learning_rate=0.02)
+    cfg = ModelConfig(
+        architecture="mlp",
+        hidden_units=[8],
+        epochs=8,
+        batch_size=16,
+        learning_rate=0.02,
+        dropout=0.0,
+        validation_split=0.2,
+        early_stopping_patience=2,
+    )
     y = (df["stars"] >= 4).to_numpy().astype(np.int64)
     result = train_model(cfg, featurizer.transform(df["text"].tolist()), y, input_dim=featurizer.input_dim, seed=0)
     return lambda texts: predict_proba(result.model, featurizer.transform(texts))

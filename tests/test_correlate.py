@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.config import CorrelateConfig
+from stages.common.params.schema import CorrelateConfig
 from stages.correlate import cross_check, lollipop_png, phi, word_label_correlation
 
 TEXTS = ["good film", "good fun", "bad film", "bad plot good", "dull plot"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.duplicates import find_duplicates, normalise
+from stages.common.data.duplicates import find_duplicates, normalise
 from stages.crossdomain import cross_domain
 from stages.evaluate import deduplicated
 from tests.synthetic import reviews_frame

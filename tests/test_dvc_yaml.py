@@ -110,20 +110,18 @@ def test_metrics_are_json_and_plots_are_committed(stages) -> None:
 
 
 def test_each_finetune_stage_depends_on_exactly_its_own_values(stages) -> None:
-    """Every finetune value reaches the stage's params deps, the per-model ones for its model, and nothing
-    else of the section: changing ``finetune.learning_rate.lstm`` re-runs the LSTM's fine-tune only."""
+    """Every finetune value reaches the stage's params deps, the per-model block for its model, and nothing
+    else of the section: changing ``finetune.per_model.lstm.soup`` re-runs the LSTM's fine-tune only."""
     import dataclasses
 
-    from stages.common.config import FinetuneConfig
-    from stages.finetune import PER_MODEL
+    from stages.common.params.schema import FinetuneConfig
 
-    per_model = set(PER_MODEL)
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"targets"} - per_model
+    fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"targets", "per_model"}
     finetunes = [s for s in stages if s.name.startswith("finetune@")]
     assert finetunes
     for stage in finetunes:
         model = stage.name.rsplit("-", 1)[1]
         keys = {key for dep in stage.deps for key in (getattr(dep, "params", None) or [])}
         own = {k for k in keys if k == "finetune" or k.startswith("finetune.")}
-        assert own == {f"finetune.{f}" for f in fields} | {f"finetune.{k}.{model}" for k in per_model}, stage.name
+        assert own == {f"finetune.{f}" for f in fields} | {f"finetune.per_model.{model}"}, stage.name
         assert {"base.seed", model} <= keys, stage.name

@@ -289,7 +289,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     # one model's fine-tuning rate: only that model's fine-tune is out of date
     original = (proj / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["finetune"]["learning_rate"]["lstm"] *= 2
+    params["finetune"]["per_model"]["lstm"]["learning_rate"] *= 2
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = dvc(proj, "status")
     assert "finetune@yelp-lstm" in status and "finetune@yelp-mlp" not in status

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.common.config import EvaluateConfig
 from stages.common.errors import DataError
-from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer
+from stages.common.features.featurizer import TokenBatch, fit_featurizer
+from stages.common.params.schema import EvaluateConfig, FeaturizerConfig
 from stages.evaluate import confusion_png, evaluate_predictions, order_sensitivity, shuffled_features
 
 
@@ -66,7 +66,7 @@ TEXTS = [
 
 
 def test_shuffled_words_keep_each_reviews_words_in_another_order() -> None:
-    seq = fit_featurizer(TEXTS, FeaturizerConfig(kind="seq", max_tokens=50, maxlen=6))
+    seq = fit_featurizer(TEXTS, FeaturizerConfig(kind="seq", max_tokens=50, maxlen=6, min_count=1))
     plain = seq.transform(TEXTS)
     shuffled = shuffled_features(seq, TEXTS, seed=3)
     for a, b in zip(plain, shuffled, strict=True):  # the same words the model reads (the last 6), padding kept
@@ -76,7 +76,7 @@ def test_shuffled_words_keep_each_reviews_words_in_another_order() -> None:
     np.testing.assert_array_equal(shuffled, shuffled_features(seq, TEXTS, seed=3))  # seeded
     assert not np.array_equal(shuffled, shuffled_features(seq, TEXTS, seed=4))
 
-    bow = fit_featurizer(TEXTS, FeaturizerConfig(kind="bow", max_tokens=200, ngram_range=(1, 2)))
+    bow = fit_featurizer(TEXTS, FeaturizerConfig(kind="bow", max_tokens=200, ngram_range=(1, 2), min_count=1))
     words = bow.vocabulary.index("not good")
     moved = shuffled_features(bow, TEXTS, seed=3)
     unigrams = [i for i, t in enumerate(bow.vocabulary) if " " not in t]

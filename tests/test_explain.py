@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common import render
-from stages.common.config import ExplainConfig, SelectConfig
-from stages.common.explaining import Explanation, TextModel, explain_text, review_seed
-from stages.common.features import Featurizer, FeaturizerConfig
-from stages.common.trust import deletion_curves, jaccard, remove_words, submodular_pick
+from stages.common.explanation.explaining import Explanation, explain_text, review_seed
+from stages.common.explanation.trust import deletion_curves, jaccard, remove_words, submodular_pick
+from stages.common.features.featurizer import Featurizer
+from stages.common.modelling.prediction import TextModel
+from stages.common.params.schema import ExplainConfig, FeaturizerConfig, SelectConfig
+from stages.common.report import render
 from stages.explain import explain_reviews, features_png, global_importance, heatmap_png, highlight_html
 from stages.select import select_reviews
 
@@ -20,7 +21,9 @@ WEIGHTS = {"great": 3.0, "awful": -3.0, "fun": 1.0}
 def _known_model() -> TextModel:
     """A known model: logistic of the summed weights of the (distinct) words present."""
     words = list(WEIGHTS)
-    featurizer = Featurizer(FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"), vocabulary=words)
+    featurizer = Featurizer(
+        FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot", min_count=1), vocabulary=words
+    )
     w = np.array([WEIGHTS[t] for t in words])
     return TextModel(featurizer, lambda X: 1 / (1 + np.exp(-(X @ w))))
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from stages.common.features import (
+from stages.common.features.featurizer import (
     OOV_ID,
     Featurizer,
     FeaturizerConfig,
     extend_vocabulary,
     fit_featurizer,
-    pad,
-    tokenize,
+    pad_flat,
 )
+from stages.common.features.tokens import tokenize
 
 TRAIN = ["good good movie", "bad movie", "good plot, bad acting", "movie movie movie"]
 
@@ -24,14 +24,14 @@ def test_tokenize_lowercases_and_drops_markup() -> None:
 
 
 def test_vocabulary_is_fitted_on_training_texts_only_and_ranked_by_count() -> None:
-    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10))
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, min_count=1))
     assert f.vocabulary == ["movie", "good", "bad", "acting", "plot"]  # count desc, then alphabetical
     X = f.transform(["excellent movie"])  # 'excellent' never seen in training: no column
     assert X.shape == (1, 5) and X.nnz == 1
 
 
 def test_skip_top_min_count_and_ngrams() -> None:
-    cfg = FeaturizerConfig(kind="bow", max_tokens=2, skip_top=1)
+    cfg = FeaturizerConfig(kind="bow", max_tokens=2, skip_top=1, min_count=1)
     assert fit_featurizer(TRAIN, cfg).vocabulary == ["good", "bad"]
     cfg = FeaturizerConfig(kind="bow", max_tokens=10, min_count=2)
     assert fit_featurizer(TRAIN, cfg).vocabulary == ["movie", "good", "bad"]
@@ -39,14 +39,18 @@ def test_skip_top_min_count_and_ngrams() -> None:
     assert "good movie" not in fit_featurizer(TRAIN, cfg).vocabulary
     assert (
         "movie movie"
-        in fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2))).vocabulary
+        in fit_featurizer(
+            TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2), min_count=1)
+        ).vocabulary
     )
 
 
 def test_multi_hot_and_tfidf_weights() -> None:
-    hot = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"))
+    hot = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot", min_count=1))
     assert set(hot.transform(TRAIN).data.tolist()) == {1.0}
-    tf = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="tfidf", sublinear_tf=True))
+    tf = fit_featurizer(
+        TRAIN, FeaturizerConfig(kind="bow", max_tokens=10, mode="tfidf", sublinear_tf=True, min_count=1)
+    )
     ref = TfidfVectorizer(
         tokenizer=tokenize, token_pattern=None, lowercase=False, sublinear_tf=True, vocabulary=tf.vocabulary
     ).fit(TRAIN)
@@ -60,27 +64,29 @@ def test_sequences_pad_like_keras() -> None:
     rows = [[5, 6, 7, 8], [9], []]
     for padding in ("pre", "post"):
         for truncating in ("pre", "post"):
-            ours = pad(rows, 3, padding, truncating)
+            flat = np.array([v for row in rows for v in row])
+            row_of = np.array([i for i, row in enumerate(rows) for _ in row])
+            ours = pad_flat(flat, row_of, len(rows), 3, padding, truncating)
             theirs = keras.utils.pad_sequences(rows, maxlen=3, padding=padding, truncating=truncating)
             np.testing.assert_array_equal(ours, theirs)
 
 
 def test_sequences_use_reserved_ids() -> None:
-    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4))
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4, min_count=1))
     assert f.vocabulary == ["movie", "good"]
     assert f.input_dim == 4  # padding + OOV + 2 words
     seq = f.transform(["good unknown movie"])
     assert seq.tolist() == [[0, 3, OOV_ID, 2]]
     # no words at all (LIME can remove every word): one unknown word, never an all-padding row
     assert f.transform(["", "!!"]).tolist() == [[0, 0, 0, OOV_ID]] * 2
-    post = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=3, padding="post"))
+    post = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=3, padding="post", min_count=1))
     assert post.transform([""]).tolist() == [[OOV_ID, 0, 0]]
 
 
 def test_a_sequence_vocabulary_gains_frequent_new_words_after_its_own() -> None:
     from stages.common.errors import ParamsError
 
-    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4))  # movie, good
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=2, maxlen=4, min_count=1))  # movie, good
     target = ["tasty food, good", "food was tasty", "rude food", "rude staff, bad food", "bad"]
     grown = extend_vocabulary(f, target, min_count=2)
     # existing words keep their ids; new ones by number of texts (food 4, bad/rude/tasty 2), then alphabetically
@@ -96,7 +102,9 @@ def test_a_sequence_vocabulary_gains_frequent_new_words_after_its_own() -> None:
 
 
 def test_a_bag_of_words_vocabulary_gains_frequent_new_ngrams_with_their_own_idf() -> None:
-    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2), mode="tfidf"))
+    f = fit_featurizer(
+        TRAIN, FeaturizerConfig(kind="bow", max_tokens=50, ngram_range=(1, 2), mode="tfidf", min_count=1)
+    )
     target = ["tasty food, good", "tasty food was good", "rude food", "rude staff, bad food", "bad"]
     grown = extend_vocabulary(f, target, min_count=2)
     # existing columns keep their place and idf; new 1-2-grams by number of texts (food 4; rude, tasty,
@@ -122,8 +130,8 @@ def test_a_bag_of_words_vocabulary_gains_frequent_new_ngrams_with_their_own_idf(
 
 def test_json_round_trip_gives_the_same_transform() -> None:
     for cfg in (
-        FeaturizerConfig(kind="bow", max_tokens=20, ngram_range=(1, 2), mode="tfidf"),
-        FeaturizerConfig(kind="seq", max_tokens=20, maxlen=5, padding="post"),
+        FeaturizerConfig(kind="bow", max_tokens=20, ngram_range=(1, 2), mode="tfidf", min_count=1),
+        FeaturizerConfig(kind="seq", max_tokens=20, maxlen=5, padding="post", min_count=1),
     ):
         f = fit_featurizer(TRAIN, cfg)
         back = Featurizer.from_json(f.to_json())
@@ -135,7 +143,7 @@ def test_json_round_trip_gives_the_same_transform() -> None:
 
 
 def test_transform_rejects_a_bare_string() -> None:
-    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=5))
+    f = fit_featurizer(TRAIN, FeaturizerConfig(kind="seq", max_tokens=5, min_count=1, maxlen=200))
     with pytest.raises(TypeError):
         f.transform("good movie")
 
@@ -144,9 +152,10 @@ def test_transform_rejects_a_bare_string() -> None:
 def test_excluded_terms_are_never_seen_in_fitting_or_encoding(kind: str) -> None:
     texts = ["Hong Kong was great fun", "a dull mess in Kong", "great great film", "dull film"]
     ngrams = (1, 2) if kind == "bow" else (1, 1)
-    plain = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams))
+    plain = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams, min_count=1))
     fixed = fit_featurizer(
-        texts, FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams, exclude_terms=("hong", "kong"))
+        texts,
+        FeaturizerConfig(kind=kind, max_tokens=50, ngram_range=ngrams, exclude_terms=("hong", "kong"), min_count=1),
     )
     assert "kong" in plain.vocabulary and not any("kong" in t or "hong" in t for t in fixed.vocabulary)
     with_words, without = fixed.transform(["Hong Kong was great fun"]), fixed.transform(["was great fun"])
@@ -160,14 +169,21 @@ def test_excluded_terms_are_never_seen_in_fitting_or_encoding(kind: str) -> None
 
 
 def test_exclude_terms_is_one_list_for_every_model_and_checked() -> None:
-    from stages.common.config import featurizer_config
-    from stages.common.errors import ParamsError
+    from pathlib import Path
 
-    params = {"vectorize": {"exclude_terms": ["Hong", "kong"], "mlp": {"kind": "bow", "max_tokens": 10}}}
-    assert featurizer_config(params, "mlp").exclude_terms == ("hong", "kong")
+    import yaml
+
+    from stages.common.errors import ParamsError
+    from stages.common.params.loading import parse_params
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["vectorize"]["exclude_terms"] = ["Hong", "kong"]
+    assert parse_params(params).featurizer("mlp").exclude_terms == ("hong", "kong")
+    assert parse_params(params).featurizer("lstm").exclude_terms == ("hong", "kong")
     params["vectorize"]["exclude_terms"] = ["hong kong"]
     with pytest.raises(ParamsError, match=r"vectorize\.exclude_terms\[0\]: 'hong kong' is not one word"):
-        featurizer_config(params, "mlp")
-    params["vectorize"] = {"mlp": {"kind": "bow", "max_tokens": 10, "exclude_terms": ["x"]}}
+        parse_params(params)
+    params["vectorize"]["exclude_terms"] = []
+    params["vectorize"]["mlp"]["exclude_terms"] = ["x"]
     with pytest.raises(ParamsError, match=r"vectorize\.mlp\.exclude_terms: set vectorize\.exclude_terms"):
-        featurizer_config(params, "mlp")
+        parse_params(params)

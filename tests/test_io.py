@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from stages.common.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes, write_json
+from stages.common.data.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes, write_json
 
 
 def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_a_write_killed_earlier_is_cleaned_up_by_the_next_run(tmp_path: Path) ->
 def test_restamp_zip_fixes_member_times_keeps_bytes_and_fails_cleanly(tmp_path: Path) -> None:
     import zipfile
 
-    from stages.common.io import ZIP_EPOCH, restamp_zip
+    from stages.common.data.io import ZIP_EPOCH, restamp_zip
 
     path = tmp_path / "a.zip"
     with zipfile.ZipFile(path, "w") as zf:  # members stamped with the current time

@@ -8,13 +8,14 @@ import scipy.sparse as sp
 from lime.lime_text import IndexedString
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.common.config import ModelConfig
-from stages.common.explaining import TextModel, explain_text
-from stages.common.features import FeaturizerConfig, TokenBatch, fit_featurizer, token_spans, tokenize
-from stages.common.lime_fast import fast_lime_base_class, legacy_removals, weighted_r2, weighted_ridge
-from stages.common.lime_samples import SPLIT_EXPRESSION, encode_masked, encode_samples, word_tokens
-from stages.common.models import build_model
-from stages.common.prediction import fast_predictor, predict_proba
+from stages.common.explanation.explaining import explain_text
+from stages.common.explanation.lime_fast import fast_lime_base_class, legacy_removals, weighted_r2, weighted_ridge
+from stages.common.explanation.lime_samples import SPLIT_EXPRESSION, encode_masked, encode_samples, word_tokens
+from stages.common.features.featurizer import TokenBatch, fit_featurizer
+from stages.common.features.tokens import token_spans, tokenize
+from stages.common.modelling.models import build_model
+from stages.common.modelling.prediction import TextModel, fast_predictor, predict_proba
+from stages.common.params.schema import FeaturizerConfig, ModelConfig
 from tests.synthetic import reviews_frame
 
 # markup, case, apostrophes, underscores, digits, non-ASCII letters, repeats
@@ -35,27 +36,35 @@ def texts() -> list[str]:
 def _featurizers(texts: list[str]):
     return {
         "tfidf-1-2": fit_featurizer(
-            texts, FeaturizerConfig(kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", sublinear_tf=True)
+            texts,
+            FeaturizerConfig(
+                kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", sublinear_tf=True, min_count=1
+            ),
         ),
         "count-1-3": fit_featurizer(
-            texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count")
+            texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count", min_count=1)
         ),
-        "seq-pre": fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12)),
+        "seq-pre": fit_featurizer(texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, min_count=1)),
         "tfidf-1-2-excluding": fit_featurizer(
             texts,
-            FeaturizerConfig(kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", exclude_terms=EXCLUDED),
+            FeaturizerConfig(
+                kind="bow", max_tokens=400, ngram_range=(1, 2), mode="tfidf", exclude_terms=EXCLUDED, min_count=1
+            ),
         ),
         "seq-excluding": fit_featurizer(
-            texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, exclude_terms=EXCLUDED)
+            texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, exclude_terms=EXCLUDED, min_count=1)
         ),
         "seq-post": fit_featurizer(
-            texts, FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, padding="post", truncating="post")
+            texts,
+            FeaturizerConfig(kind="seq", max_tokens=100, maxlen=12, padding="post", truncating="post", min_count=1),
         ),
     }
 
 
 def test_encode_matches_countvectorizer_counts(texts) -> None:
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count"))
+    f = fit_featurizer(
+        texts, FeaturizerConfig(kind="bow", max_tokens=600, ngram_range=(1, 3), mode="count", min_count=1)
+    )
     ref = CountVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False, ngram_range=(1, 3))
     ref.vocabulary_ = {t: i for i, t in enumerate(f.vocabulary)}
     ours, theirs = f.transform(texts), ref.transform(texts).astype(np.float32).tocsr()
@@ -110,10 +119,35 @@ def test_fast_explanations_equal_the_usual_recipe(texts, name: str) -> None:
 
 def test_fast_predictor_matches_keras_predict(texts) -> None:
     fs = _featurizers(texts)
-    mlp = build_model(ModelConfig(architecture="mlp", hidden_units=[8, 4], dropout=0.5), fs["tfidf-1-2"].input_dim)
+    mlp = build_model(
+        ModelConfig(
+            architecture="mlp",
+            hidden_units=[8, 4],
+            dropout=0.5,
+            epochs=10,
+            validation_split=0.2,
+            early_stopping_patience=2,
+            batch_size=32,
+        ),
+        fs["tfidf-1-2"].input_dim,
+    )
     X = fs["tfidf-1-2"].transform(texts)
     np.testing.assert_allclose(fast_predictor(mlp)(X), predict_proba(mlp, X), rtol=1e-5, atol=1e-6)
-    lstm = build_model(ModelConfig(architecture="lstm", embedding_dim=6, units=5), fs["seq-pre"].input_dim)
+    lstm = build_model(
+        ModelConfig(
+            architecture="lstm",
+            embedding_dim=6,
+            units=5,
+            dropout=0.0,
+            epochs=10,
+            validation_split=0.2,
+            early_stopping_patience=2,
+            batch_size=32,
+            bidirectional=False,
+            pooling="last",
+        ),
+        fs["seq-pre"].input_dim,
+    )
     seq = fs["seq-pre"].transform(texts)
     seq[::3, :8] = 0  # rows of many lengths: chunks drop their all-padding columns
     fast = fast_predictor(lstm, batch_size=16)(seq)
@@ -200,7 +234,7 @@ def test_compiled_ngram_counts_equal_encode(texts, ngrams) -> None:
     Rows that keep every word, none of them, or a few (new bigrams across removed words), with
     repeated words; 1200 rows are encoded in blocks of rows, one per core.
     """
-    cfg = FeaturizerConfig(kind="bow", max_tokens=500, ngram_range=ngrams, mode="tfidf", sublinear_tf=True)
+    cfg = FeaturizerConfig(kind="bow", max_tokens=500, ngram_range=ngrams, mode="tfidf", sublinear_tf=True, min_count=1)
     f = fit_featurizer(texts, cfg)
     text = texts[2] + " great great acting, the the plot " + AWKWARD[0]
     indexed = IndexedString(text, split_expression=SPLIT_EXPRESSION, bow=True)

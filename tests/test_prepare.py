@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.config import DatasetConfig
 from stages.common.errors import DataError
+from stages.common.params.schema import DatasetConfig
 from stages.prepare import data_card, prepare_reviews, read_aclimdb, read_reviews_file
 from tests.synthetic import aclimdb_members, write_tar
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.common.config import EvaluateConfig
+from stages.common.params.schema import EvaluateConfig
 from stages.correlate import lollipop_png
 from stages.evaluate import confusion_png, deduplicated, evaluate_predictions, order_sensitivity
 from stages.report import build_report, build_scorecard

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.common.io import load_npz
-from stages.common.persistence import load_model
+from stages.common.data.io import load_npz
+from stages.common.modelling.persistence import load_model
 
 
 def test_models_load_in_keras_safe_mode(tmp_path: Path) -> None:

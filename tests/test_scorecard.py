@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages.common.scorecard import Measure, ahead, paragraph, table
+from stages.common.report.scorecard import Measure, ahead, paragraph, table
 
 
 def _figures(accuracy: float, mft: float, comp: float, suspicious: int) -> dict:

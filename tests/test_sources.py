@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import pytest
 
+from stages.common.data.sources import fetch
 from stages.common.errors import SourceError
-from stages.common.sources import fetch
 from tests.synthetic import aclimdb_members, write_tar
 
 

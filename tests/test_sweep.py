@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from stages.common.errors import ParamsError
+from stages.common.params.loading import parse_params
 from tools import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def _params(**sweep_section: Any) -> dict[str, Any]:
 
 
 def test_the_default_spec_searches_two_mlp_params_and_runs_up_to_track() -> None:
-    spec = sweep.check_spec(_params(), STAGES, METRICS)
+    spec = sweep.check_spec(parse_params(_params()), STAGES, METRICS)
     assert spec.metric == "reports/imdb/mlp/train.json:best_val_accuracy"  # validation rows, not the test split
     assert spec.targets == ["track@imdb"] and spec.experiment == "sentiment-imdb"
     assert set(spec.config.params) == {"mlp.dropout", "mlp.learning_rate"} and spec.seed == 42
@@ -61,7 +62,7 @@ def test_the_default_spec_searches_two_mlp_params_and_runs_up_to_track() -> None
 )
 def test_a_bad_spec_fails_naming_the_key(sweep_section: dict[str, Any], message: str) -> None:
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(".", r"\.").replace("[", r"\[")):
-        sweep.check_spec(_params(**sweep_section), STAGES, METRICS)
+        sweep.check_spec(parse_params(_params(**sweep_section)), STAGES, METRICS)
 
 
 def test_a_bad_spec_fails_on_the_command_line_before_any_trial(tmp_path: Path, caplog) -> None:
@@ -77,7 +78,7 @@ def test_a_bad_spec_fails_on_the_command_line_before_any_trial(tmp_path: Path, c
 
 def _spec(n_trials: int = 4, **space: Any) -> sweep.Spec:
     params = space or {"mlp.dropout": {"low": 0.1, "high": 0.6}, "mlp.batch_size": {"low": 16, "high": 128}}
-    return sweep.check_spec(_params(n_trials=n_trials, params=params), STAGES, METRICS)
+    return sweep.check_spec(parse_params(_params(n_trials=n_trials, params=params)), STAGES, METRICS)
 
 
 def _study(tmp_path: Path, spec: sweep.Spec) -> optuna.Study:
@@ -203,7 +204,7 @@ def test_trial_values_reach_the_stages_as_the_same_numbers(value: Any) -> None:
 def test_the_study_run_is_shared_and_holds_the_best_trial(tmp_path: Path) -> None:
     import mlflow
 
-    from stages.common.tracking import MlflowTracker
+    from stages.common.tracking.tracker import MlflowTracker
 
     spec = _spec(n_trials=2)
     study = _study(tmp_path, spec)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.common.explaining import TextModel
-from stages.common.features import Featurizer, FeaturizerConfig
+from stages.common.features.featurizer import Featurizer
+from stages.common.modelling.prediction import TextModel
+from stages.common.params.schema import ExplainConfig, FeaturizerConfig
 from tools.compare import compare_table
 from tools.compare import main as compare_main
 from tools.predict import main as predict_main
@@ -53,7 +54,7 @@ def test_compare_table_shows_the_params_that_differ_and_headline_metrics() -> No
 
 
 def test_compare_cli_reads_the_newest_runs_from_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stages.common.tracking import MlflowTracker, RunPlan
+    from stages.common.tracking.tracker import MlflowTracker, RunPlan
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, artifact_root=tmp_path / "artifacts")
@@ -74,14 +75,16 @@ def test_compare_cli_reads_the_newest_runs_from_mlflow(tmp_path: Path, capsys: p
 
 def _known(tmp_path: Path) -> tuple[Featurizer, TextModel]:
     words = ["great", "awful", "fun"]
-    f = Featurizer(FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot"), vocabulary=words)
+    f = Featurizer(FeaturizerConfig(kind="bow", max_tokens=10, mode="multi_hot", min_count=1), vocabulary=words)
     w = np.array([3.0, -3.0, 1.0])
     return f, TextModel(f, lambda X: 1 / (1 + np.exp(-(X @ w))))
 
 
 def test_predict_gives_label_probability_and_top_words(tmp_path: Path) -> None:
     _, model = _known(tmp_path)
-    [good, bad] = predict_texts(["a great and fun film", "an awful film"], model, {"num_samples": 200}, 1, top=2)
+    [good, bad] = predict_texts(
+        ["a great and fun film", "an awful film"], model, ExplainConfig(num_samples=200), 1, top=2
+    )
     assert good["label"] == "positive" and good["proba_positive"] > 0.9
     assert [w for w, _ in good["top_words"]] == ["great", "fun"]
     assert bad["label"] == "negative" and bad["top_words"][0][0] == "awful" and bad["top_words"][0][1] < 0
@@ -90,8 +93,8 @@ def test_predict_gives_label_probability_and_top_words(tmp_path: Path) -> None:
 def test_predict_cli_on_a_local_pipeline_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.common.config import ModelConfig
-    from stages.common.models import build_model
+    from stages.common.modelling.models import build_model
+    from stages.common.params.schema import ModelConfig
 
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"vars": [{"paths": {"models": "m", "features": "f"}}]}))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -101,7 +104,18 @@ def test_predict_cli_on_a_local_pipeline_model(
     (tmp_path / "f/imdb/mlp").mkdir(parents=True)
     (tmp_path / "f/imdb/mlp/featurizer.json").write_text(f.to_json())
     (tmp_path / "m/imdb").mkdir(parents=True)
-    build_model(ModelConfig(architecture="mlp", hidden_units=[2]), f.input_dim).save(tmp_path / "m/imdb/mlp.keras")
+    build_model(
+        ModelConfig(
+            architecture="mlp",
+            hidden_units=[2],
+            dropout=0.0,
+            epochs=10,
+            validation_split=0.2,
+            early_stopping_patience=2,
+            batch_size=32,
+        ),
+        f.input_dim,
+    ).save(tmp_path / "m/imdb/mlp.keras")
     monkeypatch.chdir(tmp_path)
     assert model_files("imdb/mlp") == (Path("m/imdb/mlp.keras"), Path("f/imdb/mlp/featurizer.json"))
     with pytest.raises(FileNotFoundError, match="dvc repro"):
@@ -124,7 +138,7 @@ def test_batch_scoring_writes_csv_and_jsonl_and_matches_mlflow_models_predict(tm
 
     import pandas as pd
 
-    from stages.common.tracking import MlflowTracker, ModelArtifact, RunPlan
+    from stages.common.tracking.tracker import MlflowTracker, ModelArtifact, RunPlan
     from tests.test_track import _logged_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

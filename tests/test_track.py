@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.common.tracking import RunPlan, default_tracking_uri, project_root
+from stages.common.params.schema import FeaturizerConfig
+from stages.common.tracking.tracker import RunPlan, default_tracking_uri, project_root
 from stages.track import ModelState, lock_checksums, plan_runs
 
 PARAMS = {"base": {"seed": 1}, "models": ["mlp"], "mlp": {"hidden_units": [16, 16], "dropout": 0.5}, "x": None}
@@ -105,7 +106,7 @@ def test_tracking_uri_defaults_to_sqlite_in_the_real_root(tmp_path: Path, monkey
 def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
     import mlflow
 
-    from stages.common.tracking import MlflowTracker
+    from stages.common.tracking.tracker import MlflowTracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     art = tmp_path / "card.json"
@@ -130,13 +131,24 @@ def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
 
 
 def _logged_model(tmp_path: Path, seed: int):
-    from stages.common.config import ModelConfig
-    from stages.common.features import FeaturizerConfig, fit_featurizer
-    from stages.common.models import build_model, configure_determinism
+    from stages.common.features.featurizer import fit_featurizer
+    from stages.common.modelling.models import build_model, configure_determinism
+    from stages.common.params.schema import ModelConfig
 
-    f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10))
+    f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10, min_count=1))
     configure_determinism(seed)
-    model = build_model(ModelConfig(architecture="mlp", hidden_units=[2]), f.input_dim)
+    model = build_model(
+        ModelConfig(
+            architecture="mlp",
+            hidden_units=[2],
+            dropout=0.0,
+            epochs=10,
+            validation_split=0.2,
+            early_stopping_patience=2,
+            batch_size=32,
+        ),
+        f.input_dim,
+    )
     keras_file, feat = tmp_path / f"m{seed}.keras", tmp_path / "featurizer.json"
     model.save(keras_file)
     feat.write_text(f.to_json())
@@ -146,7 +158,7 @@ def _logged_model(tmp_path: Path, seed: int):
 def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Path) -> None:
     import mlflow
 
-    from stages.common.tracking import MlflowTracker, ModelArtifact
+    from stages.common.tracking.tracker import MlflowTracker, ModelArtifact
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     metrics_file = tmp_path / "metrics.json"
@@ -189,7 +201,7 @@ def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Pa
 def test_runs_record_their_dataset_and_open_in_the_training_view(tmp_path: Path) -> None:
     import mlflow
 
-    from stages.common.tracking import DatasetRef, MlflowTracker
+    from stages.common.tracking.tracker import DatasetRef, MlflowTracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ref = DatasetRef(
@@ -217,7 +229,7 @@ def test_plan_names_the_prepared_table_as_the_runs_dataset(tmp_path: Path) -> No
 def test_dvc_lock_and_reports_rewritten_by_a_run_do_not_make_it_dirty(tmp_path: Path) -> None:
     import subprocess
 
-    from stages.common.tracking import git_state
+    from stages.common.tracking.tracker import git_state
 
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -252,7 +264,7 @@ def test_a_sweep_trial_tags_its_runs_and_nests_under_the_study_run(tmp_path: Pat
 
 
 def test_credentials_are_hidden_before_a_uri_is_printed() -> None:
-    from stages.common.tracking import redact
+    from stages.common.tracking.tracker import redact
 
     assert redact("postgresql+psycopg2://mlflow:secret@db:5433/optuna") == "postgresql+psycopg2://***@db:5433/optuna"
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
@@ -261,7 +273,7 @@ def test_credentials_are_hidden_before_a_uri_is_printed() -> None:
 def test_an_experiment_created_meanwhile_by_another_worker_is_joined(tmp_path: Path, monkeypatch) -> None:
     import mlflow
 
-    from stages.common.tracking import MlflowTracker
+    from stages.common.tracking.tracker import MlflowTracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri)

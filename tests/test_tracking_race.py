@@ -23,7 +23,7 @@ FINGERPRINT = "f" * 64
 def _contend(uri: str, run_id: str, barrier: Any, results: Any, me: int) -> None:
     """One worker: each round, the same writes as every other worker, started together."""
     try:
-        from stages.common.tracking import MlflowTracker
+        from stages.common.tracking.tracker import MlflowTracker
 
         tracker = MlflowTracker(uri)
         done = []

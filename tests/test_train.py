@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stages.common.config import ModelConfig
 from stages.common.errors import ParamsError
-from stages.common.features import FeaturizerConfig, fit_featurizer
-from stages.common.params import parse
-from stages.common.persistence import load_model
-from stages.common.prediction import predict_proba
-from stages.common.training import train_model, validation_indices
+from stages.common.features.featurizer import fit_featurizer
+from stages.common.modelling.persistence import load_model
+from stages.common.modelling.prediction import predict_proba
+from stages.common.modelling.training import finetune, train_model, validation_indices
+from stages.common.params.parsing import parse
+from stages.common.params.schema import FeaturizerConfig, FinetuneConfig, FinetuneModelConfig, ModelConfig
 from tests.synthetic import reviews_frame
 
 MLP = ModelConfig(
@@ -28,9 +28,19 @@ MLP = ModelConfig(
     batch_size=32,
     validation_split=0.25,
     learning_rate=0.01,
+    early_stopping_patience=2,
 )
 LSTM = ModelConfig(
-    architecture="lstm", embedding_dim=8, units=4, epochs=1, batch_size=32, validation_split=0.25, dropout=0.1
+    architecture="lstm",
+    embedding_dim=8,
+    units=4,
+    epochs=1,
+    batch_size=32,
+    validation_split=0.25,
+    dropout=0.1,
+    early_stopping_patience=2,
+    bidirectional=False,
+    pooling="last",
 )
 # trained until it fits the generated cues (no early stopping)
 MLP_FIT = ModelConfig(
@@ -41,6 +51,7 @@ MLP_FIT = ModelConfig(
     learning_rate=0.01,
     validation_split=0.25,
     early_stopping_patience=None,
+    dropout=0.0,
 )
 
 
@@ -53,7 +64,7 @@ def corpus() -> tuple[list[str], np.ndarray]:
 
 def _fit(cfg: ModelConfig, kind: str, corpus, seed: int):
     texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24))
+    f = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24, min_count=1))
     X = f.transform(texts)
     result = train_model(cfg, X, y, input_dim=f.input_dim, seed=seed)
     return result, predict_proba(result.model, X)
@@ -87,6 +98,7 @@ def test_early_stopping_restores_the_best_epoch(corpus) -> None:
         learning_rate=0.05,
         validation_split=0.3,
         early_stopping_patience=1,
+        dropout=0.0,
     )
     result, _ = _fit(cfg, "bow", corpus, seed=0)
     hist = result.history
@@ -108,7 +120,7 @@ def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
     path = tmp_path / "m.keras"
     result.model.save(path)
     texts, _ = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
     np.testing.assert_allclose(predict_proba(load_model(path), f.transform(texts)), proba, rtol=1e-6)
 
 
@@ -118,7 +130,7 @@ def test_saved_model_bytes_depend_on_the_model_alone(tmp_path: Path, corpus) -> 
     import time
     import zipfile
 
-    from stages.common.persistence import save_model
+    from stages.common.modelling.persistence import save_model
 
     # the same training twice: the same weights in new Python objects (other addresses)
     (first, proba), (second, _) = _fit(MLP, "bow", corpus, seed=1), _fit(MLP, "bow", corpus, seed=1)
@@ -138,8 +150,18 @@ def test_saved_model_bytes_depend_on_the_model_alone(tmp_path: Path, corpus) -> 
         meta = json.loads(z.read("metadata.json"))
         assert meta["date_saved"] == "1980-01-01@00:00:00" and meta["keras_version"]
     texts, _ = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
     np.testing.assert_allclose(predict_proba(load_model(tmp_path / "b.keras"), f.transform(texts)), proba, rtol=1e-6)
+
+
+def _finetune_cfg(
+    learning_rate: float, *, early_stopping_patience: int | None = 1, new_words_min_count: int = 0
+) -> tuple[FinetuneConfig, FinetuneModelConfig]:
+    """One epoch of fine-tuning at ``learning_rate``: the shared config and the model's block."""
+    one = FinetuneModelConfig(learning_rate=learning_rate, new_words_min_count=new_words_min_count, soup=1)
+    cfg = FinetuneConfig(source="imdb", targets=["yelp"], per_model={"mlp": one}, epochs=1,
+                         early_stopping_patience=early_stopping_patience)  # fmt: skip
+    return cfg, one
 
 
 def _target_table(texts: list[str], y: np.ndarray) -> pd.DataFrame:
@@ -150,15 +172,12 @@ def _target_table(texts: list[str], y: np.ndarray) -> pd.DataFrame:
 
 
 def test_finetune_starts_from_the_source_model_and_vocabulary(corpus) -> None:
-    from stages.common.config import FinetuneConfig
-    from stages.finetune import finetune
-
     texts, y = corpus
-    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24))
+    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=100, maxlen=24, min_count=1))
     source = train_model(LSTM, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
-    cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1, early_stopping_patience=None)
-    _, splits, result = finetune(target, f, source, LSTM, cfg, seed=1)
+    cfg, tuning = _finetune_cfg(0.01, early_stopping_patience=None)
+    _, splits, result = finetune(target, f, source, LSTM, cfg, tuning, seed=1)
     assert result.summary["initialised_from"] == "imdb"
     np.testing.assert_array_equal(splits["test"]["X"], f.transform(target[target.split == "test"]["text"].tolist()))
     # a copy was refined: the source model itself is untouched, the copy moved away from it
@@ -173,72 +192,63 @@ def test_a_distribution_strategy_is_a_param(corpus) -> None:
     result, proba = _fit(dataclasses.replace(LSTM, distribution="mirrored"), "seq", corpus, seed=1)
     assert result.summary["epochs_run"] == 1 and proba.shape == (len(corpus[1]),)
     with pytest.raises(Exception, match=r"lstm\.distribution"):
-        from stages.common.params import parse
+        from stages.common.params.parsing import parse
 
-        parse(ModelConfig, {"architecture": "lstm", "distribution": "tpu_pod"}, "lstm")
+        lstm = {"architecture": "lstm", "dropout": 0.1, "epochs": 1, "validation_split": 0.2}
+        parse(ModelConfig, {**lstm, "early_stopping_patience": 1, "distribution": "tpu_pod"}, "lstm")
 
 
 def test_a_finetuned_bag_of_words_model_keeps_its_sparse_input(corpus) -> None:
-    from stages.common.config import FinetuneConfig
-    from stages.finetune import finetune
-
     texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
     source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
-    cfg = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.0005, epochs=1)
-    _, _, result = finetune(target, f, source, MLP, cfg, seed=1)
+    _, _, result = finetune(target, f, source, MLP, *_finetune_cfg(0.0005), seed=1)
     assert result.model.inputs[0].sparse  # LIME's fast path and memory use rely on it
 
 
 def test_each_model_finetunes_at_its_own_learning_rate(corpus) -> None:
-    from stages.common.config import FinetuneConfig
-    from stages.common.params import parse
-    from stages.finetune import finetune
-
     texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
     source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     target = _target_table(texts, y)
-    raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.0005}, "epochs": 1}
+    mlp, lstm = {"learning_rate": 0.002, "new_words_min_count": 0, "soup": 1}, {"learning_rate": 0.0005}
+    no_soup = {"learning_rate": 0.0005, "new_words_min_count": 0}
+    raw = {"source": "imdb", "targets": ["yelp"], "epochs": 1, "per_model": {"mlp": mlp, "lstm": {**mlp, **lstm}}}
     cfg = parse(FinetuneConfig, raw, "finetune")
-    with pytest.raises(TypeError, match="for_model"):
-        finetune(target, f, source, MLP, cfg, seed=1)
-    _, _, result = finetune(target, f, source, MLP, cfg.for_model("mlp"), seed=1)
+    _, _, result = finetune(target, f, source, MLP, cfg, cfg.model("mlp"), seed=1)
     assert float(result.model.optimizer.learning_rate) == pytest.approx(0.002)
-    assert cfg.for_model("lstm").learning_rate == 0.0005
-    with pytest.raises(ParamsError, match=r"finetune\.learning_rate: expected one rate per model"):
-        parse(FinetuneConfig, {**raw, "learning_rate": 0.001}, "finetune")  # dvc.yaml needs the per-model keys
-    with pytest.raises(ParamsError, match=r"finetune\.learning_rate\.cnn: missing"):
-        cfg.for_model("cnn")
-    with pytest.raises(ParamsError, match=r"finetune\.learning_rate\.lstm: must be > 0"):
-        parse(FinetuneConfig, {**raw, "learning_rate": {"mlp": 0.002, "lstm": 0}}, "finetune")
-    counts = {**raw, "new_words_min_count": {"mlp": 0, "lstm": 10}}
-    assert parse(FinetuneConfig, counts, "finetune").for_model("lstm").new_words_min_count == 10
-    assert parse(FinetuneConfig, counts, "finetune").for_model("mlp").new_words_min_count == 0
-    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count\.lstm: must be >= 0"):
-        parse(FinetuneConfig, {**raw, "new_words_min_count": {"mlp": 0, "lstm": -1}}, "finetune")
-    with pytest.raises(ParamsError, match=r"finetune\.new_words_min_count\.cnn: missing"):
-        three_rates = {"mlp": 0.002, "lstm": 0.0005, "cnn": 0.1}
-        parse(FinetuneConfig, {**counts, "learning_rate": three_rates}, "finetune").for_model("cnn")
+    assert cfg.model("lstm").learning_rate == 0.0005
+    with pytest.raises(ParamsError, match=r"finetune\.per_model: expected a mapping"):
+        parse(FinetuneConfig, {**raw, "per_model": 0.001}, "finetune")  # dvc.yaml needs the per-model blocks
+    with pytest.raises(ParamsError, match=r"finetune\.per_model\.cnn: missing"):
+        cfg.model("cnn")
+    with pytest.raises(ParamsError, match=r"finetune\.per_model\.lstm\.learning_rate: must be > 0"):
+        parse(FinetuneConfig, {**raw, "per_model": {"mlp": mlp, "lstm": {**mlp, "learning_rate": 0}}}, "finetune")
+    counts = {**raw, "per_model": {"mlp": mlp, "lstm": {**mlp, "new_words_min_count": 10}}}
+    assert parse(FinetuneConfig, counts, "finetune").model("lstm").new_words_min_count == 10
+    assert parse(FinetuneConfig, counts, "finetune").model("mlp").new_words_min_count == 0
+    with pytest.raises(ParamsError, match=r"finetune\.per_model\.lstm\.new_words_min_count: must be >= 0"):
+        parse(
+            FinetuneConfig, {**raw, "per_model": {"mlp": mlp, "lstm": {**mlp, "new_words_min_count": -1}}}, "finetune"
+        )
+    with pytest.raises(ParamsError, match=r"finetune\.per_model\.lstm\.soup: required key is missing"):
+        parse(FinetuneConfig, {**raw, "per_model": {"mlp": mlp, "lstm": no_soup}}, "finetune")
 
 
 def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     """``soup: 2`` keeps one model whose weights are the mean of the fine-tunes at seeds s and s + 1,
     each of which is exactly what ``soup: 1`` gives at that seed; a size below 1 fails naming its key."""
-    from stages.common.config import FinetuneConfig
-    from stages.common.io import features_from_npz
-    from stages.common.params import parse
-    from stages.finetune import finetune
+    from stages.common.data.io import features_from_npz
 
     texts, y = corpus
-    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100))
+    f = fit_featurizer(texts, FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
     source = train_model(MLP, f.transform(texts), y, input_dim=f.input_dim, seed=1).model
     start = source.get_weights()
     target = _target_table(texts, y)
-    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.01, epochs=1)
-    members = [finetune(target, f, source, MLP, ft, seed=s).result for s in (3, 4)]
-    _, splits, soup = finetune(target, f, source, MLP, dataclasses.replace(ft, soup=2), seed=3)
+    ft, tuning = _finetune_cfg(0.01)
+    members = [finetune(target, f, source, MLP, ft, tuning, seed=s).result for s in (3, 4)]
+    _, splits, soup = finetune(target, f, source, MLP, ft, dataclasses.replace(tuning, soup=2), seed=3)
     weights = [m.model.get_weights() for m in members]
     assert any(not np.array_equal(a, b) for a, b in zip(*weights, strict=True))  # the seeds differ
     for got, *parts in zip(soup.model.get_weights(), *weights, strict=True):
@@ -250,17 +260,18 @@ def test_finetune_soup_is_the_weight_mean_of_seeded_fine_tunes(corpus) -> None:
     X = features_from_npz(splits["test"])
     p = predict_proba(soup.model, X)
     assert p.shape == (X.shape[0],) and np.all((p >= 0) & (p <= 1))
-    raw = {"source": "imdb", "targets": ["yelp"], "learning_rate": {"mlp": 0.002, "lstm": 0.002}}
-    assert parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 3}}, "finetune").for_model("lstm").soup == 3
-    with pytest.raises(ParamsError, match=r"finetune\.soup\.lstm: must be >= 1"):
-        parse(FinetuneConfig, {**raw, "soup": {"mlp": 1, "lstm": 0}}, "finetune")
+    one = {"learning_rate": 0.002, "new_words_min_count": 0, "soup": 1}
+    raw = {"source": "imdb", "targets": ["yelp"], "per_model": {"mlp": one, "lstm": {**one, "soup": 3}}}
+    assert parse(FinetuneConfig, raw, "finetune").model("lstm").soup == 3
+    with pytest.raises(ParamsError, match=r"finetune\.per_model\.lstm\.soup: must be >= 1"):
+        parse(FinetuneConfig, {**raw, "per_model": {"mlp": one, "lstm": {**one, "soup": 0}}}, "finetune")
 
 
 def test_weight_soup_is_the_exact_mean_and_holds_two_models_at_most() -> None:
     """Members are consumed one at a time (peak memory: the first and the one being made)."""
     import weakref
 
-    from stages.finetune import weight_soup
+    from stages.common.modelling.training import weight_soup
 
     alive: weakref.WeakSet = weakref.WeakSet()
     most_alive = []
@@ -295,12 +306,10 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
 
     import keras
 
-    from stages.common.config import FinetuneConfig
-    from stages.common.models import grow_inputs
-    from stages.finetune import finetune
+    from stages.common.modelling.models import grow_inputs
 
     texts, y = corpus
-    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=10, maxlen=24))  # no cue words
+    f = fit_featurizer(texts[:100], FeaturizerConfig(kind="seq", max_tokens=10, maxlen=24, min_count=1))  # no cue words
     cfg = LSTM
     source = train_model(cfg, f.transform(texts[:100]), y[:100], input_dim=f.input_dim, seed=1).model
     rows = keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings)
@@ -314,8 +323,8 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     np.testing.assert_array_equal(predict_proba(grown, X), predict_proba(source, X))
 
     target = _target_table(texts, y)
-    ft = FinetuneConfig(source="imdb", targets=["yelp"], learning_rate=0.05, epochs=1, new_words_min_count=2)
-    featurizer, splits, result = finetune(target, f, source, cfg, ft, seed=1)
+    ft, tuning = _finetune_cfg(0.05, new_words_min_count=2)
+    featurizer, splits, result = finetune(target, f, source, cfg, ft, tuning, seed=1)
     added = featurizer.vocabulary[len(f.vocabulary) :]
     assert featurizer.vocabulary[: len(f.vocabulary)] == f.vocabulary
     assert {"great", "awful"} <= set(added) and result.summary["new_words"] == len(added)
@@ -326,11 +335,13 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(source.get_layer("embedding").embeddings), rows)
 
     # the default (0) keeps the source vocabulary
-    same, _, kept = finetune(target, f, source, cfg, dataclasses.replace(ft, new_words_min_count=0), seed=1)
+    same, _, kept = finetune(target, f, source, cfg, ft, dataclasses.replace(tuning, new_words_min_count=0), seed=1)
     assert same is f and kept.summary["new_words"] == 0
 
     # a bag-of-words model gains n-grams: its first layer gains zero rows, so old predictions stay
-    bow = fit_featurizer(texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf"))
+    bow = fit_featurizer(
+        texts[:100], FeaturizerConfig(kind="bow", max_tokens=10, ngram_range=(1, 2), mode="tfidf", min_count=1)
+    )
     mlp = train_model(MLP, bow.transform(texts[:100]), y[:100], input_dim=bow.input_dim, seed=1).model
     wide = grow_inputs(mlp, MLP, bow.input_dim + 3)
     kernel = wide.get_layer("dense_1").get_weights()[0]
@@ -338,7 +349,7 @@ def test_finetune_gives_frequent_target_words_their_own_word_vectors(corpus) -> 
     Xb = bow.transform(texts)
     padded = sp.hstack([Xb, sp.csr_matrix((Xb.shape[0], 3), dtype=Xb.dtype)]).tocsr()
     np.testing.assert_allclose(predict_proba(wide, padded), predict_proba(mlp, Xb), rtol=1e-6)
-    grown_bow, _, tuned_mlp = finetune(target, bow, mlp, MLP, ft, seed=1)
+    grown_bow, _, tuned_mlp = finetune(target, bow, mlp, MLP, ft, tuning, seed=1)
     added = len(grown_bow.vocabulary) - len(bow.vocabulary)
     assert grown_bow.vocabulary[: len(bow.vocabulary)] == bow.vocabulary and tuned_mlp.summary["new_words"] == added > 0
     first = tuned_mlp.model.get_layer("dense_1").get_weights()[0]
@@ -357,13 +368,10 @@ def test_every_path_from_the_words_to_the_output_runs_through_the_lstm(pooling: 
     """
     import keras
 
-    from stages.common.models import build_model
-    from stages.common.params import load_params, section
+    from stages.common.modelling.models import build_model
+    from stages.common.params import load_params
 
-    cfg = dataclasses.replace(
-        parse(ModelConfig, section(load_params(Path(__file__).parents[1] / "params.yaml"), "lstm"), "lstm"),
-        pooling=pooling,
-    )
+    cfg = dataclasses.replace(load_params(Path(__file__).parents[1] / "params.yaml").model("lstm"), pooling=pooling)
     model = build_model(cfg, input_dim=50)
     tokens = model.inputs[0]._keras_history.operation
     chain, layer = [], model.get_layer("proba")

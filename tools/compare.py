@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from stages.common.params import load_params
-from stages.common.tracking import default_tracking_uri
+from stages.common.params import DEFAULT_PARAMS, load_params
+from stages.common.tracking.tracker import default_tracking_uri
 
 DEFAULT_METRICS = ("*.test_accuracy", "*.test_balanced_accuracy", "*.test_roc_auc", "*.explain_aopc_comprehensiveness")
 
@@ -74,19 +74,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dataset", action="append", help="dataset(s) to show (default: all in params.yaml)")
     p.add_argument("-n", type=int, default=5, help="how many of the newest runs (default 5)")
     p.add_argument("--metric", action="append", help="metric name pattern(s), e.g. '*.test_f1' (default: headline)")
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     p.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or ./mlflow.db")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import mlflow
 
     params = load_params(args.params)
-    prefix = (params.get("track") or {}).get("experiment_prefix", "sentiment")
     client = mlflow.MlflowClient(args.tracking_uri or default_tracking_uri())
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 40):
-        for dataset in args.dataset or list(params["datasets"]):
-            runs = latest_runs(client, f"{prefix}-{dataset}", args.n)
-            sys.stdout.write(f"\n== {prefix}-{dataset}: {len(runs)} newest run(s), newest first ==\n")
+        for dataset in args.dataset or list(params.datasets):
+            experiment = params.experiment(dataset)
+            runs = latest_runs(client, experiment, args.n)
+            sys.stdout.write(f"\n== {experiment}: {len(runs)} newest run(s), newest first ==\n")
             if runs:
                 table = compare_table(runs, args.metric or DEFAULT_METRICS)
                 sys.stdout.write(table.to_string() + "\n")

@@ -25,14 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.common import layout
-from stages.common.config import EvaluateConfig
-from stages.common.explaining import TextModel, explain_text
-from stages.common.features import Featurizer
-from stages.common.params import load_params, parse, seed_from
-from stages.common.persistence import load_model
-from stages.common.prediction import fast_predictor, predict_proba
-from stages.common.tracking import default_tracking_uri
+from stages.common.data import layout
+from stages.common.explanation.explaining import explain_text
+from stages.common.modelling.prediction import TextModel, load_text_model
+from stages.common.params import DEFAULT_PARAMS, load_params
+from stages.common.params.schema import ExplainConfig
+from stages.common.tracking.tracker import default_tracking_uri
 
 log = logging.getLogger("predict")
 
@@ -62,7 +60,7 @@ def model_files(model: str, dvc_yaml: Path = Path("dvc.yaml")) -> tuple[Path, Pa
 
 
 def predict_texts(
-    texts: Sequence[str], model: TextModel, explain: dict[str, Any], random_state: int, top: int
+    texts: Sequence[str], model: TextModel, explain: ExplainConfig, random_state: int, top: int
 ) -> list[dict[str, Any]]:
     """Each text → label, probability of positive, and its top LIME words with weights."""
     out = []
@@ -74,8 +72,8 @@ def predict_texts(
             model,
             random_state=random_state,
             num_features=top,
-            num_samples=int(explain.get("num_samples", 5000)),
-            kernel_width=float(explain.get("kernel_width", 25.0)),
+            num_samples=explain.num_samples,
+            kernel_width=explain.kernel_width,
         )
         out.append(
             {
@@ -124,7 +122,7 @@ def write_scores(texts: Sequence[str], proba: Any, threshold: float, out: Path |
     """``row, proba, label`` per review: CSV or JSON lines by ``out``'s suffix (stdout: JSON lines)."""
     import pandas as pd
 
-    from stages.common.io import atomic_path
+    from stages.common.data.io import atomic_path
 
     table = pd.DataFrame({"row": range(len(texts)), "proba": proba, "label": (proba >= threshold).astype(int)})
     if out is None:
@@ -148,14 +146,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="with --no-explain: write .csv or .jsonl here (default: stdout)")
     p.add_argument("--top", type=int, default=None, help="LIME words to show (default: explain.num_features)")
     p.add_argument("--json", action="store_true", help="one JSON object per review")
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     params = load_params(args.params)
-    explain = params.get("explain") or {}
-    random_state = explain.get("random_state")
-    random_state = seed_from(params) if random_state is None else int(random_state)
     try:
         keras_file, featurizer_file = model_files(args.model)
         texts = read_texts(args)
@@ -165,21 +160,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not texts:
         log.error("no review text given (arguments, --file or stdin)")
         raise SystemExit(1)
-    featurizer = Featurizer.from_json(featurizer_file.read_text(encoding="utf-8"))
     if args.no_explain:
-        threshold = parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate").threshold
         start = time.perf_counter()
-        keras_model = load_model(keras_file)
-        proba = score_texts(texts, TextModel(featurizer, lambda X: predict_proba(keras_model, X)))
+        proba = score_texts(texts, load_text_model(keras_file, featurizer_file))
         seconds = time.perf_counter() - start
-        write_scores(texts, proba, threshold, args.out)
+        write_scores(texts, proba, params.evaluate.threshold, args.out)
         log.info("%d reviews scored in %.1f s (%.0f reviews/s)", len(texts), seconds, len(texts) / seconds)
         return
     if args.out is not None:
         log.error("--out writes the scores of --no-explain; without it the output is printed")
         raise SystemExit(1)
-    model = TextModel(featurizer, fast_predictor(load_model(keras_file)))
-    results = predict_texts(texts, model, explain, random_state, args.top or int(explain.get("num_features", 10)))
+    model = load_text_model(keras_file, featurizer_file, fast=True)
+    explain = params.explain
+    results = predict_texts(texts, model, explain, params.seed, args.top or explain.num_features)
     for r in results:
         if args.json:
             sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -31,11 +31,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from stages.common.config import SearchSpace, SweepConfig, TrackConfig, check_params
+from stages.common.data.io import write_text
 from stages.common.errors import ParamsError
-from stages.common.io import write_text
-from stages.common.params import DEFAULT_PARAMS, flatten, load_params, parse, section
-from stages.common.tracking import SWEEP_ENV, MlflowTracker, default_tracking_uri, redact
+from stages.common.params import DEFAULT_PARAMS, Params, load_params
+from stages.common.params.loading import parse_params
+from stages.common.params.parsing import flatten, section
+from stages.common.params.schema import SearchSpace, SweepConfig
+from stages.common.tracking.tracker import SWEEP_ENV, MlflowTracker, default_tracking_uri, redact
 
 log = logging.getLogger("tools.sweep")
 
@@ -62,18 +64,18 @@ class Spec:
     experiment: str  # the MLflow experiment the trial runs land in
 
 
-def check_spec(params: Mapping[str, Any], stage_metrics: Mapping[str, list[str]], metrics: Mapping[str, Any]) -> Spec:
+def check_spec(params: Params, stage_metrics: Mapping[str, list[str]], metrics: Mapping[str, Any]) -> Spec:
     """Check ``params["sweep"]`` against the params, the pipeline's stages and their metrics.
 
     ``stage_metrics``: each stage's metrics files (dvc.yaml); ``metrics``: the current values
     as ``dvc metrics show`` names them (``<file>:<key>``). Every error names the sweep key at
     fault, so a bad spec fails before any trial.
     """
-    if "sweep" not in params:
+    if params.sweep is None:
         raise ParamsError("sweep: no such section in params.yaml (README: sweeps across machines)")
-    cfg = parse(SweepConfig, params["sweep"], "sweep")
+    cfg = params.sweep
     for name, space in cfg.params.items():
-        _check_param(params, name, space)
+        _check_param(params.raw, name, space)
     stage, _, key = cfg.metric.partition(":")
     if stage not in stage_metrics:
         with_metrics = ", ".join(s for s, files in stage_metrics.items() if files)
@@ -85,13 +87,11 @@ def check_spec(params: Mapping[str, Any], stage_metrics: Mapping[str, list[str]]
         if not known:
             raise ParamsError(f"sweep.metric: stage {stage!r} has no metrics yet: run `dvc repro {stage}` once")
         raise ParamsError(f"sweep.metric: {key!r} is not a metric of {stage} (its metrics: {', '.join(known)})")
-    datasets = list(section(params, "datasets"))
+    datasets = list(params.datasets)
     suffix = stage.partition("@")[2]
     dataset = next((d for d in datasets if suffix == d or suffix.startswith(f"{d}-")), None)
     targets = [f"track@{dataset}"] if dataset and f"track@{dataset}" in stage_metrics else [stage]
-    prefix = parse(TrackConfig, params.get("track") or {}, "track").experiment_prefix
-    seed = section(params, "base.seed")
-    return Spec(cfg, seed, found[0], targets, f"{prefix}-{dataset or 'sweep'}")
+    return Spec(cfg, params.seed, found[0], targets, params.experiment(dataset or "sweep"))
 
 
 def _check_param(params: Mapping[str, Any], name: str, space: SearchSpace) -> None:
@@ -110,7 +110,7 @@ def _check_param(params: Mapping[str, Any], name: str, space: SearchSpace) -> No
     keys = [f"choices[{i}]" for i in range(len(tried))] if space.choices is not None else ["low", "high"]
     for key, value in zip(keys, tried, strict=True):
         try:
-            check_params(with_values(params, {name: value}))
+            parse_params(with_values(params, {name: value}))
         except ParamsError as exc:
             raise ParamsError(f"{path}.{key}: {value!r} is not a valid {name} ({exc})") from None
 

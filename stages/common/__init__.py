@@ -1,1 +1,1 @@
-"""Code shared by every stage: params, atomic I/O, sources, features, models, tracking."""
+"""Code shared by every stage, in rooms by job: params, data, features, modelling, explanation, tracking, report."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import resource
 import sys
 import time
@@ -16,10 +14,6 @@ from stages.common.errors import EXPECTED_ERRORS
 from stages.common.params import DEFAULT_PARAMS
 
 log = logging.getLogger("stages")
-
-
-STATS_ENV = "SENTIMENT_STAGE_STATS"
-"""Set to a file path (the benchmark does): each stage appends its wall time and peak memory."""
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
@@ -45,9 +39,3 @@ def run(stage: str, body: Callable[[Sequence[str] | None], None], argv: Sequence
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     log.info("stage %s finished in %.1f s (peak memory %.0f MiB)", stage, seconds, peak_mib)
-    stats = os.environ.get(STATS_ENV)
-    if stats:
-        record = {"stage": stage, "argv": list(sys.argv[1:] if argv is None else argv), "seconds": seconds}
-        record["peak_mib"] = peak_mib
-        with open(stats, "a", encoding="utf-8") as fh:  # one short line per stage: appends don't interleave
-            fh.write(json.dumps(record) + "\n")

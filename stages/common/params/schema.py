@@ -1,22 +1,21 @@
-"""Every section of ``params.yaml`` as a typed, validated config, and the check of the whole file.
+"""Every section of ``params.yaml`` as a frozen dataclass, and :class:`Params`, the whole file.
 
-Each stage reads its own sections through these classes; :func:`check_params` parses *all* of
-them, and :func:`stages.common.params.load_params` runs it, so whichever stage runs first
-fails on a typo or an impossible value anywhere in the file, naming its key path, before any
-stage does work.
+A field that ``params.yaml`` sets in every instance of its section has no default here, or
+the very value the file sets (``tests/test_params.py`` checks it), so a reader of the code
+sees the values the pipeline uses. ``validate()`` methods check what a type cannot say and
+name the key path.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stages.common.errors import ParamsError
-from stages.common.features import FeaturizerConfig
-from stages.common.params import FINETUNE_PER_MODEL as PER_MODEL
-from stages.common.params import check, parse, section
+from stages.common.features.tokens import tokenize
+from stages.common.params.parsing import check, parse
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,6 @@ class DatasetConfig:
     negative_max: float | None = None
     positive_min: float | None = None
     split_column: str | None = None
-    id_column: str | None = None
     test_size: float = 0.2
 
     def validate(self, path: str) -> None:
@@ -83,28 +81,66 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class FeaturizerConfig:
+    """``vectorize.<model>`` params: how one model sees text."""
+
+    kind: Literal["bow", "seq"]
+    max_tokens: int
+    min_count: int  # a term must occur in at least this many training reviews
+    skip_top: int = 0
+    ngram_range: tuple[int, int] = (1, 1)
+    mode: Literal["multi_hot", "count", "tfidf"] = "multi_hot"
+    sublinear_tf: bool = False
+    maxlen: int = 400
+    padding: Literal["pre", "post"] = "pre"
+    truncating: Literal["pre", "post"] = "pre"
+    exclude_terms: tuple[str, ...] = ()  # words the model never sees (vectorize.exclude_terms)
+
+    def validate(self, path: str) -> None:
+        """Cross-field checks, with the key path in the message."""
+        for i, term in enumerate(self.exclude_terms):
+            check(
+                tokenize(term) == [term],
+                f"{path}.exclude_terms[{i}]",
+                f"{term!r} is not one word as the tokenizer reads it (lower-case letters, digits, inner ')",
+            )
+        check(self.max_tokens > 0, f"{path}.max_tokens", f"must be > 0, got {self.max_tokens}")
+        check(self.skip_top >= 0, f"{path}.skip_top", f"must be >= 0, got {self.skip_top}")
+        check(
+            self.skip_top < self.max_tokens,
+            f"{path}.skip_top",
+            f"must be smaller than max_tokens ({self.max_tokens}), got {self.skip_top}",
+        )
+        check(self.min_count >= 1, f"{path}.min_count", f"must be >= 1, got {self.min_count}")
+        lo, hi = self.ngram_range
+        check(1 <= lo <= hi, f"{path}.ngram_range", f"must be [min, max] with 1 <= min <= max, got {[lo, hi]}")
+        check(self.maxlen > 0, f"{path}.maxlen", f"must be > 0, got {self.maxlen}")
+        if self.kind == "seq":
+            check(hi == 1, f"{path}.ngram_range", "sequences use single words: must be [1, 1]")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Params shared by every model: architecture, optimiser and the training loop."""
 
     architecture: Literal["mlp", "lstm"]
+    dropout: float  # MLP: after each hidden layer; LSTM: on its inputs (the word vectors)
+    epochs: int  # at most; early stopping ends it
+    validation_split: float  # share of the training split carved out for early stopping
+    early_stopping_patience: int | None  # epochs without a lower validation loss; null: none
     # MLP
-    hidden_units: list[int] | None = None
+    hidden_units: tuple[int, ...] | None = None
     kernel_initializer: str = "glorot_uniform"
     activation: str = "relu"
     # LSTM
-    embedding_dim: int = 128
-    units: int = 128
-    bidirectional: bool = False
-    pooling: Literal["last", "mean"] = "last"  # the LSTM's last state, or the mean of its states over the words
+    embedding_dim: int = 64
+    units: int = 32
+    bidirectional: bool = True
+    pooling: Literal["last", "mean"] = "mean"  # the LSTM's last state, or the mean of its states over the words
     recurrent_dropout: float = 0.0
-    # both
-    dropout: float = 0.0
-    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    # both (Adam)
     learning_rate: float = 0.001
-    epochs: int = 10
-    batch_size: int = 32
-    validation_split: float = 0.2
-    early_stopping_patience: int | None = 2
+    batch_size: int = 64
     # how training spreads over hardware: tf.distribute strategies (README: scaling)
     distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
 
@@ -136,60 +172,45 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneModelConfig:
+    """``finetune.per_model.<model>``: one model's fine-tune values (its finetune stage depends on these alone)."""
+
+    learning_rate: float
+    # > 0: a target word (LSTM) or n-gram (bag of words) missing from the source vocabulary gets its
+    # own word vector or input column (weights starting at zero) when it occurs in at least this many
+    # of the target's training reviews; 0 keeps the source vocabulary
+    new_words_min_count: int
+    # > 1: fine-tune this many times (seeds base.seed, base.seed + 1, ...) from the same source
+    # weights and keep one model whose weights are their mean (a "weight soup"); 1: one fine-tune
+    soup: int
+
+    def validate(self, path: str) -> None:
+        """Impossible values fail with the key path."""
+        check(self.learning_rate > 0, f"{path}.learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.new_words_min_count >= 0, f"{path}.new_words_min_count",
+              f"must be >= 0 (0: keep the source vocabulary), got {self.new_words_min_count}")  # fmt: skip
+        check(self.soup >= 1, f"{path}.soup", f"must be >= 1 (1: one fine-tune), got {self.soup}")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
-    """``finetune:`` params: which datasets start from which, and how they are refined."""
+    """``finetune:``: which datasets start from which, and how they are refined."""
 
     source: str
     targets: list[str]
-    # one rate per model name ({mlp: 0.002, lstm: 0.002}), so that each finetune stage depends on
-    # its own model's rate (dvc.yaml: finetune.learning_rate.${item.model}); for_model() resolves
-    # it to that one number before finetune()
-    learning_rate: dict[str, float] | float
-    epochs: int = 3
+    per_model: dict[str, FinetuneModelConfig]
+    epochs: int = 8
     early_stopping_patience: int | None = 1
-    # one per model, like learning_rate: > 0 gives a target word (LSTM) or n-gram (bag of words)
-    # missing from the source vocabulary its own word vector or input column (weights starting at
-    # zero) when it occurs in at least this many of the target's training reviews; 0 keeps the
-    # source vocabulary
-    new_words_min_count: dict[str, int] | int = 0
-    # one per model, like learning_rate: > 1 fine-tunes the model this many times (seeds base.seed,
-    # base.seed + 1, ...) from the same source weights and keeps one model whose weights are their
-    # mean (a "weight soup": an ensemble's gain at one model's cost to predict and explain); 1: one
-    soup: dict[str, int] | int = 1
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
         check(self.source not in self.targets, f"{path}.targets", f"must not contain the source {self.source!r}")
-        check(
-            isinstance(self.learning_rate, dict),
-            f"{path}.learning_rate",
-            f"expected one rate per model ({{mlp: 0.002, lstm: 0.002}}), got {self.learning_rate!r}",
-        )
-        for model, rate in self.learning_rate.items():  # type: ignore[union-attr]
-            check(rate > 0, f"{path}.learning_rate.{model}", f"must be > 0, got {rate}")
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
-        for name, least, meaning in (
-            ("new_words_min_count", 0, "keep the source vocabulary"),
-            ("soup", 1, "one fine-tune"),
-        ):
-            values = getattr(self, name)  # per model, or one value once for_model() resolved it
-            for model, value in values.items() if isinstance(values, dict) else [(None, values)]:
-                key = f"{path}.{name}" + ("" if model is None else f".{model}")
-                check(value >= least, key, f"must be >= {least} ({least}: {meaning}), got {value}")
 
-    def for_model(self, model: str, path: str = "finetune") -> FinetuneConfig:
-        """This config with one model's value of each per-model key (:data:`PER_MODEL`; a mapping must name it)."""
-        resolved: dict[str, Any] = {}
-        for key in PER_MODEL:
-            values = getattr(self, key)
-            if isinstance(values, dict):
-                check(
-                    model in values,
-                    f"{path}.{key}.{model}",
-                    f"missing: the per-model values name only {', '.join(sorted(values))}",
-                )
-                resolved[key] = values[model]
-        return dataclasses.replace(self, **resolved)
+    def model(self, name: str) -> FinetuneModelConfig:
+        """``finetune.per_model.<name>``."""
+        check(name in self.per_model, f"finetune.per_model.{name}", "missing: every model needs its block")
+        return self.per_model[name]
 
 
 @dataclass(frozen=True)
@@ -229,8 +250,8 @@ class SelectConfig:
     """``select:`` params."""
 
     method: Literal["first", "random", "misclassified", "submodular"] = "random"
-    n_reviews: int = 10
-    pool_size: int = 30
+    n_reviews: int = 100
+    pool_size: int = 300
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -245,9 +266,8 @@ class ExplainConfig:
     num_features: int = 10
     num_samples: int = 5000
     kernel_width: float = 25.0
-    random_state: int | None = None
-    sp_budget: int = 4
-    faithfulness_k: list[int] | None = None
+    sp_budget: int = 3
+    faithfulness_k: tuple[int, ...] = (1, 2, 3, 5, 10)  # the k bins of the deletion metrics
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
@@ -255,13 +275,9 @@ class ExplainConfig:
         check(self.num_samples >= 10, f"{path}.num_samples", f"must be >= 10, got {self.num_samples}")
         check(self.kernel_width > 0, f"{path}.kernel_width", f"must be > 0, got {self.kernel_width}")
         check(self.sp_budget >= 1, f"{path}.sp_budget", f"must be >= 1, got {self.sp_budget}")
-        for i, k in enumerate(self.ks):
+        check(bool(self.faithfulness_k), f"{path}.faithfulness_k", "empty: give at least one k")
+        for i, k in enumerate(self.faithfulness_k):
             check(k >= 1, f"{path}.faithfulness_k[{i}]", f"must be >= 1, got {k}")
-
-    @property
-    def ks(self) -> list[int]:
-        """The k bins of the deletion metrics."""
-        return list(self.faithfulness_k or [1, 2, 3, 5, 10])
 
 
 @dataclass(frozen=True)
@@ -283,7 +299,7 @@ class CorrelateConfig:
             f"{path}.suspicious_min_importance_quantile",
             "must be in [0, 1]",
         )
-        FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, skip_top=self.skip_top).validate(path)
+        FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, min_count=1, skip_top=self.skip_top).validate(path)
 
 
 @dataclass(frozen=True)
@@ -298,8 +314,8 @@ class RegisterConfig:
 class TrackConfig:
     """``track:`` params: MLflow experiment names and the Model Registry."""
 
+    register: RegisterConfig | None  # null: register nothing
     experiment_prefix: str = "sentiment"  # experiments are <prefix>-<dataset>
-    register: RegisterConfig | None = None  # null: register nothing
 
 
 @dataclass(frozen=True)
@@ -327,16 +343,14 @@ class SearchSpace:
 class SweepConfig:
     """``sweep:``: the Optuna study ``python -m tools.sweep`` runs (README: sweeps across machines)."""
 
+    study: str  # workers naming the same study in the same storage share its trials
     metric: str  # <stage>:<key of its metrics file>, e.g. evaluate@imdb-mlp:accuracy
+    n_trials: int
     params: dict[str, SearchSpace]  # dotted param name -> its search space
-    study: str = "sweep"
     direction: Literal["maximize", "minimize"] = "maximize"
-    n_trials: int = 10
 
     def validate(self, path: str) -> None:
         """Names DVC and Optuna accept; at least one param and one trial."""
-        import re
-
         check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.study)), f"{path}.study",
               f"letters, digits, '.', '_' and '-' only (it names DVC experiments), got {self.study!r}")  # fmt: skip
         check(self.metric.count(":") == 1 and all(self.metric.split(":")), f"{path}.metric",
@@ -345,16 +359,58 @@ class SweepConfig:
         check(self.n_trials >= 1, f"{path}.n_trials", f"must be >= 1, got {self.n_trials}")
 
 
+@dataclass(frozen=True)
+class Params:
+    """The whole ``params.yaml``, parsed and checked once by :func:`stages.common.params.load_params`."""
+
+    seed: int  # base.seed: the one value every random choice derives from
+    datasets: dict[str, DatasetConfig]
+    prepare: PrepareConfig
+    models: tuple[str, ...]
+    from_scratch: tuple[str, ...]
+    featurizers: dict[str, FeaturizerConfig]  # vectorize.<model>, with vectorize.exclude_terms
+    model_configs: dict[str, ModelConfig]  # the <model> sections
+    finetune: FinetuneConfig | None
+    evaluate: EvaluateConfig
+    behave: BehaveConfig
+    select: SelectConfig
+    explain: ExplainConfig
+    correlate: CorrelateConfig
+    track: TrackConfig
+    sweep: SweepConfig | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)  # the file as read: MLflow logs it, a sweep edits it
+
+    def model(self, name: str) -> ModelConfig:
+        """The ``<name>`` model section."""
+        check(name in self.model_configs, name, f"not a model in models ({', '.join(self.models)})")
+        return self.model_configs[name]
+
+    def featurizer(self, name: str) -> FeaturizerConfig:
+        """``vectorize.<name>`` (with ``vectorize.exclude_terms``)."""
+        check(name in self.featurizers, f"vectorize.{name}", f"not a model in models ({', '.join(self.models)})")
+        return self.featurizers[name]
+
+    def dataset(self, name: str) -> DatasetConfig:
+        """``datasets.<name>``."""
+        check(name in self.datasets, f"datasets.{name}", f"not a dataset ({', '.join(self.datasets)})")
+        return self.datasets[name]
+
+    def experiment(self, dataset: str) -> str:
+        """The MLflow experiment of a dataset's runs: ``<track.experiment_prefix>-<dataset>``."""
+        return f"{self.track.experiment_prefix}-{dataset}"
+
+
+ARCHITECTURE_KIND = {"mlp": "bow", "lstm": "seq"}  # the features each architecture reads
 EXCLUDE_TERMS = "exclude_terms"  # vectorize.exclude_terms: words every model's featurizer leaves out
 
 
-def featurizer_config(params: Mapping[str, Any], model: str) -> FeaturizerConfig:
+def _featurizer(vectorize: Mapping[str, Any], model: str) -> FeaturizerConfig:
     """``vectorize.<model>`` with the shared ``vectorize.exclude_terms`` (lower-cased), checked."""
     key = f"vectorize.{model}"
-    raw = dict(section(params, key))
+    raw = dict(vectorize[model])
     if EXCLUDE_TERMS in raw:
         raise ParamsError(f"{key}.{EXCLUDE_TERMS}: set vectorize.{EXCLUDE_TERMS} (every model leaves them out)")
-    terms = section(params, "vectorize").get(EXCLUDE_TERMS) or []
+    terms = vectorize.get(EXCLUDE_TERMS) or []
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
         raise ParamsError(f"vectorize.{EXCLUDE_TERMS}: expected a list of words, got {terms!r}")
     raw[EXCLUDE_TERMS] = sorted({t.strip().lower() for t in terms})
@@ -364,24 +420,55 @@ def featurizer_config(params: Mapping[str, Any], model: str) -> FeaturizerConfig
         raise ParamsError(str(exc).replace(f"{key}.{EXCLUDE_TERMS}", f"vectorize.{EXCLUDE_TERMS}")) from None
 
 
-def check_params(params: Mapping[str, Any]) -> None:
-    """Parse every section of ``params`` with its config class: the first error names its key path."""
-    parse(PrepareConfig, params.get("prepare") or {}, "prepare")
-    for name, raw in section(params, "datasets").items():
-        parse(DatasetConfig, raw, f"datasets.{name}")
-    for name in section(params, "models"):
-        featurizer_config(params, name)
-        parse(ModelConfig, section(params, name), name)
-    unknown = sorted(set(section(params, "vectorize")) - set(section(params, "models")) - {EXCLUDE_TERMS})
+def build_params(raw: Mapping[str, Any]) -> Params:
+    """Every section of a params mapping parsed with its class: the first error names its key path.
+
+    ``raw`` has passed the layout check (:func:`stages.common.params.loading.check_layout`).
+    """
+    base = parse(_Base, raw["base"], "base")
+    models = tuple(raw["models"])
+    unknown = sorted(set(raw["vectorize"]) - set(models) - {EXCLUDE_TERMS})
     if unknown:
         raise ParamsError(f"vectorize.{unknown[0]}: not a model in models")
-    if "finetune" in params:
-        parse(FinetuneConfig, params["finetune"], "finetune")
-    parse(EvaluateConfig, params.get("evaluate") or {}, "evaluate")
-    parse(BehaveConfig, params.get("behave") or {}, "behave")
-    parse(SelectConfig, params.get("select") or {}, "select")
-    parse(ExplainConfig, params.get("explain") or {}, "explain")
-    parse(CorrelateConfig, params.get("correlate") or {}, "correlate")
-    parse(TrackConfig, params.get("track") or {}, "track")
-    if "sweep" in params:
-        parse(SweepConfig, params["sweep"], "sweep")
+    featurizers = {name: _featurizer(raw["vectorize"], name) for name in models}
+    model_configs = {name: parse(ModelConfig, raw[name], name) for name in models}
+    for name, cfg in model_configs.items():
+        kind = ARCHITECTURE_KIND[cfg.architecture]
+        check(featurizers[name].kind == kind, f"vectorize.{name}.kind",
+              f"an {cfg.architecture} needs '{kind}' features, got '{featurizers[name].kind}'")  # fmt: skip
+    finetune = parse(FinetuneConfig, raw["finetune"], "finetune") if "finetune" in raw else None
+    if finetune is not None:
+        for name in models:
+            check(name in finetune.per_model, f"finetune.per_model.{name}",
+                  f"model {name!r} is listed in models but has no block")  # fmt: skip
+        for name in finetune.per_model:
+            check(name in models, f"finetune.per_model.{name}", f"not a model in models ({', '.join(models)})")
+    return Params(
+        seed=base.seed,
+        datasets={name: parse(DatasetConfig, d, f"datasets.{name}") for name, d in raw["datasets"].items()},
+        prepare=parse(PrepareConfig, raw["prepare"], "prepare"),
+        models=models,
+        from_scratch=tuple(raw["from_scratch"]),
+        featurizers=featurizers,
+        model_configs=model_configs,
+        finetune=finetune,
+        evaluate=parse(EvaluateConfig, raw["evaluate"], "evaluate"),
+        behave=parse(BehaveConfig, raw["behave"], "behave"),
+        select=parse(SelectConfig, raw["select"], "select"),
+        explain=parse(ExplainConfig, raw["explain"], "explain"),
+        correlate=parse(CorrelateConfig, raw["correlate"], "correlate"),
+        track=parse(TrackConfig, raw["track"], "track"),
+        sweep=parse(SweepConfig, raw["sweep"], "sweep") if "sweep" in raw else None,
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True)
+class _Base:
+    """``base:``."""
+
+    seed: int
+
+    def validate(self, path: str) -> None:
+        """The seed is a non-negative integer."""
+        check(self.seed >= 0, f"{path}.seed", f"expected a non-negative integer, got {self.seed}")

@@ -1,13 +1,50 @@
-"""Probabilities from a Keras model: Keras' ``predict``, and a faster path for LIME's many small batches."""
+"""Text in, P(positive) out: a trained model with its featurizer, as every stage and tool scores.
+
+:class:`TextModel` pairs the one featurizer with a features → probability function;
+:func:`load_text_model` makes one from a model file and its featurizer, with Keras' ``predict``
+or a faster path for LIME's many small batches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stages.common.data.store import load_featurizer
+from stages.common.features.featurizer import Featurizer
+from stages.common.modelling.persistence import load_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
-    import numpy as np
+
+
+@dataclass(frozen=True)
+class TextModel:
+    """A model as users see it: the featurizer and a features → P(positive) function."""
+
+    featurizer: Featurizer
+    predict: Callable[[Any], np.ndarray]
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts → P(positive), through the one featurizer."""
+        return np.asarray(self.predict(self.featurizer.transform(list(texts))), dtype=np.float64).reshape(-1)
+
+
+def load_text_model(model_file: Path, featurizer: Path | Featurizer, *, fast: bool = False) -> TextModel:
+    """The saved Keras model with its featurizer (a features directory, its ``featurizer.json`` or one loaded).
+
+    ``fast``: the predictor for many small batches (LIME, single texts); otherwise Keras' ``predict``.
+    """
+    if not isinstance(featurizer, Featurizer):
+        path = Path(featurizer)
+        featurizer = load_featurizer(path) if path.is_dir() else Featurizer.from_json(path.read_text(encoding="utf-8"))
+    model = load_model(model_file)
+    return TextModel(featurizer, fast_predictor(model) if fast else partial(predict_proba, model))
 
 
 def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024) -> Any:

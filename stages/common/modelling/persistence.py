@@ -23,14 +23,14 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     zip entries' times) and numbers the objects that layers share (an initializer, say) in
     ``config.json`` by their memory addresses, so the same weights made a different file on
     every run: DVC recorded a new model each time and re-ran everything downstream of it, and a
-    re-run could not be checked byte for byte. The times become :data:`stages.common.io.ZIP_EPOCH`
+    re-run could not be checked byte for byte. The times become :data:`stages.common.data.io.ZIP_EPOCH`
     (as in the pipeline's ``.npz`` files), the shared objects are numbered 0, 1, ... in the order
     the config names them; the weights and the rest are Keras's own, unchanged.
     """
     import datetime
     import json
 
-    from stages.common.io import ZIP_EPOCH, atomic_path, restamp_zip
+    from stages.common.data.io import ZIP_EPOCH, atomic_path, restamp_zip
 
     def metadata(raw: bytes) -> bytes:
         saved = datetime.datetime(*ZIP_EPOCH).strftime("%Y-%m-%d@%H:%M:%S")  # Keras's format

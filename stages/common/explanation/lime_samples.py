@@ -5,7 +5,7 @@
 instead (:func:`masked_explainer_class`, the very same samples), and each mask becomes the
 features its text would get: the review's tokens are mapped to LIME's words once, and the kept
 tokens go straight to :meth:`Featurizer.encode` (bags of uni- and bigrams are counted by
-:func:`~stages.common.lime_fast.masked_ngram_counter`). Where the mapping cannot be exact, or the
+:func:`~stages.common.explanation.lime_fast.masked_ngram_counter`). Where the mapping cannot be exact, or the
 unperturbed row does not reproduce the review's features, it falls back to strings.
 """
 
@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from stages.common.features import Featurizer, TokenBatch, token_spans
+from stages.common.features.featurizer import Featurizer, TokenBatch
+from stages.common.features.tokens import token_spans
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stages.common.explaining import TextModel
+    from stages.common.modelling.prediction import TextModel
 
 # LIME splits text into the words it perturbs with this; it keeps inner apostrophes
 # ("don't") together like the featurizer's tokenizer does.
@@ -66,7 +67,7 @@ def _same_features(a: Any, b: Any) -> bool:
 def masked_explainer_class() -> type:
     from lime.lime_text import LimeTextExplainer
 
-    from stages.common.lime_fast import fast_lime_base_class, legacy_removals
+    from stages.common.explanation.lime_fast import fast_lime_base_class, legacy_removals
 
     fast_base = fast_lime_base_class()
 
@@ -74,8 +75,8 @@ def masked_explainer_class() -> type:
         """``LimeTextExplainer`` whose ``classifier_fn(indexed, data)`` gets LIME's 0/1 sample matrix.
 
         Overrides the one private step that builds the neighbourhood, with the same random
-        calls (:func:`~stages.common.lime_fast.legacy_removals` replays them in compiled code),
-        and solves the surrogate in NumPy (:class:`~stages.common.lime_fast.FastLimeBase`):
+        calls (:func:`~stages.common.explanation.lime_fast.legacy_removals` replays them in compiled code),
+        and solves the surrogate in NumPy (:class:`~stages.common.explanation.lime_fast.FastLimeBase`):
         samples, weights and surrogate are those of the stock explainer.
         """
 
@@ -91,11 +92,8 @@ def masked_explainer_class() -> type:
             data = np.ones((num_samples, doc_size))
             data[1:][legacy_removals(self.random_state, doc_size, sample)] = 0
             labels = classifier_fn(indexed_string, data)
-            if distance_metric != "cosine":  # pragma: no cover - LIME's default is the only one used
-                from sklearn.metrics.pairwise import pairwise_distances
-
-                x = sp.csr_matrix(data)
-                return data, labels, pairwise_distances(x, x[0], metric=distance_metric).ravel() * 100
+            if distance_metric != "cosine":
+                raise ValueError(f"distance_metric {distance_metric!r}: only LIME's default, 'cosine', is used here")
             # cosine distance of a 0/1 row keeping m of d words to the all-ones row: 1 - sqrt(m / d)
             # (a row without words is at distance 1, as scikit-learn's cosine distance has it)
             kept = data.sum(axis=1)
@@ -144,12 +142,12 @@ def encode_samples(
 ) -> Any:
     """Features of LIME's samples of one review: token ``p`` stays where ``data[:, words[p]]``.
 
-    Uni- and bigram bags of words are counted by :func:`~stages.common.lime_fast.masked_ngram_counter`
+    Uni- and bigram bags of words are counted by :func:`~stages.common.explanation.lime_fast.masked_ngram_counter`
     and weighted by the featurizer; other featurizers get :func:`encode_masked`. The same matrix either way.
     """
     hi = featurizer.config.ngram_range[1]
     if featurizer.config.kind == "bow" and hi <= 2:
-        from stages.common.lime_fast import masked_ngram_counter
+        from stages.common.explanation.lime_fast import masked_ngram_counter
 
         if featurizer.config.exclude_terms:  # the featurizer reads the text without them: so do the n-grams
             excluded = np.isin(np.asarray(terms, dtype=object), list(featurizer.config.exclude_terms))

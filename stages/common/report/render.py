@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from stages.common.lime_samples import SPLIT_EXPRESSION
+from stages.common.explanation.lime_samples import SPLIT_EXPRESSION
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:72em;margin:auto;padding:0 1em;color:#222}"

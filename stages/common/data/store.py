@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common import layout
+from stages.common.data import layout
+from stages.common.data.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
 from stages.common.errors import DataError
-from stages.common.features import Featurizer
-from stages.common.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
+from stages.common.features.featurizer import Featurizer
 
 TABLE_COLUMNS = ("id", "text", "label", "split", "rating")
 

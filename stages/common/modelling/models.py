@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from stages.common.config import ModelConfig
-from stages.common.params import check
+from stages.common.params.parsing import check
+from stages.common.params.schema import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -97,13 +97,12 @@ def build_model(cfg: ModelConfig, input_dim: int) -> keras.Model:
 
 
 def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
-    """Compile with the config's optimiser (binary cross-entropy, accuracy)."""
+    """Compile with Adam at the config's learning rate (binary cross-entropy, accuracy)."""
     import keras
 
     # named, or Keras numbers it (adam, adam_1, ...) by how many the process has made, and the
     # saved model's config.json would depend on that (save_model)
-    config = {"learning_rate": cfg.learning_rate, "name": cfg.optimizer}
-    optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": config})
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, name="adam")
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
 
 
@@ -112,7 +111,7 @@ def grow_inputs(model: keras.Model, cfg: ModelConfig, input_dim: int) -> keras.M
 
     What grows is the layer that reads the inputs: an LSTM's embedding (rows), an MLP's first
     Dense layer (kernel rows). The existing rows and every other weight are ``model``'s; the added
-    rows, for terms a vocabulary gained (:func:`stages.common.features.extend_vocabulary`), start at
+    rows, for terms a vocabulary gained (:func:`stages.common.features.featurizer.extend_vocabulary`), start at
     zero, so the new terms change no prediction until fine-tuning teaches them something.
     """
     import numpy as np

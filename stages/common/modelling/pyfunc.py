@@ -18,21 +18,18 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: ``predict(DataFrame[text]) -> DataFrame[proba, label]``."""
 
     def load_context(self, context: Any) -> None:
-        """Load the Keras model (safe mode) and its featurizer from the logged artifacts."""
-        from stages.common.features import Featurizer
-        from stages.common.persistence import load_model
+        """Load the Keras model (safe mode) with its featurizer from the logged artifacts."""
+        from stages.common.modelling.prediction import load_text_model
 
-        self.featurizer = Featurizer.from_json(Path(context.artifacts["featurizer"]).read_text(encoding="utf-8"))
-        self.model = load_model(context.artifacts["keras_model"])
+        artifacts = context.artifacts
+        self.model = load_text_model(Path(artifacts["keras_model"]), Path(artifacts["featurizer"]))
         self.threshold = float((context.model_config or {}).get("threshold", 0.5))
 
     def predict(self, context, model_input, params=None):
         """Score texts (a DataFrame with a ``text`` column, or a list of strings)."""
-        from stages.common.prediction import predict_proba
-
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["text"].astype(str).tolist()
         else:
             texts = [str(t) for t in model_input]
-        proba = predict_proba(self.model, self.featurizer.transform(texts)) if texts else np.zeros(0)
+        proba = self.model.proba(texts) if texts else np.zeros(0)
         return pd.DataFrame({"proba": proba, "label": (proba >= self.threshold).astype(np.int64)})

@@ -17,46 +17,22 @@ alphabetically, so the order is deterministic), drop the ``skip_top`` most frequ
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
 
-from stages.common.params import check
+from stages.common.features.tokens import tokenize
+from stages.common.params.parsing import check
+from stages.common.params.schema import FeaturizerConfig
 
 PAD_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
-_TAG = re.compile(r"<[^>]{0,40}>")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens (letters/digits, inner apostrophes kept: ``don't``)."""
-    return _TOKEN.findall(_TAG.sub(" ", text.lower()))
-
-
-def token_spans(text: str) -> list[tuple[int, str]] | None:
-    """``tokenize(text)`` with each token's start offset in ``text``; None where offsets cannot be exact.
-
-    Markup is blanked with spaces of the same length (tokens are the same as :func:`tokenize`'s).
-    None when lower-casing changes the text's length, or when a stray ``<`` could become
-    part of a markup tag once words between it and a later ``>`` are removed.
-    """
-    lowered = text.lower()
-    if len(lowered) != len(text):
-        return None
-    blanked = _TAG.sub(lambda m: " " * len(m.group()), lowered)
-    stray = blanked.find("<")
-    if stray >= 0 and ">" in blanked[stray:]:
-        return None
-    return [(m.start(), m.group()) for m in _TOKEN.finditer(blanked)]
 
 
 @dataclass(frozen=True)
@@ -158,45 +134,6 @@ def _pack(ids: Sequence[int], radix: int) -> int:
     for i in ids:
         key = key * radix + i
     return key
-
-
-@dataclass(frozen=True)
-class FeaturizerConfig:
-    """``vectorize.<model>`` params: how one model sees text."""
-
-    kind: Literal["bow", "seq"]
-    max_tokens: int
-    skip_top: int = 0
-    min_count: int = 1
-    ngram_range: tuple[int, int] = (1, 1)
-    mode: Literal["multi_hot", "count", "tfidf"] = "multi_hot"
-    sublinear_tf: bool = False
-    maxlen: int = 200
-    padding: Literal["pre", "post"] = "pre"
-    truncating: Literal["pre", "post"] = "pre"
-    exclude_terms: tuple[str, ...] = ()  # words the model never sees (vectorize.exclude_terms)
-
-    def validate(self, path: str) -> None:
-        """Cross-field checks, with the key path in the message."""
-        for i, term in enumerate(self.exclude_terms):
-            check(
-                tokenize(term) == [term],
-                f"{path}.exclude_terms[{i}]",
-                f"{term!r} is not one word as the tokenizer reads it (lower-case letters, digits, inner ')",
-            )
-        check(self.max_tokens > 0, f"{path}.max_tokens", f"must be > 0, got {self.max_tokens}")
-        check(self.skip_top >= 0, f"{path}.skip_top", f"must be >= 0, got {self.skip_top}")
-        check(
-            self.skip_top < self.max_tokens,
-            f"{path}.skip_top",
-            f"must be smaller than max_tokens ({self.max_tokens}), got {self.skip_top}",
-        )
-        check(self.min_count >= 1, f"{path}.min_count", f"must be >= 1, got {self.min_count}")
-        lo, hi = self.ngram_range
-        check(1 <= lo <= hi, f"{path}.ngram_range", f"must be [min, max] with 1 <= min <= max, got {[lo, hi]}")
-        check(self.maxlen > 0, f"{path}.maxlen", f"must be > 0, got {self.maxlen}")
-        if self.kind == "seq":
-            check(hi == 1, f"{path}.ngram_range", "sequences use single words: must be [1, 1]")
 
 
 @dataclass(frozen=True)
@@ -362,7 +299,8 @@ def weight_counts(
 def pad_flat(
     values: np.ndarray, rows: np.ndarray, n_rows: int, maxlen: int, padding: str, truncating: str
 ) -> np.ndarray:
-    """:func:`pad` for sequences given flat (``values[k]`` belongs to row ``rows[k]``, rows sorted)."""
+    """Pad/truncate sequences given flat (``values[k]`` belongs to row ``rows[k]``, rows sorted) like
+    ``keras.utils.pad_sequences`` (value 0)."""
     out = np.full((n_rows, maxlen), PAD_ID, dtype=np.int32)
     if len(values) == 0:
         return out
@@ -378,20 +316,6 @@ def pad_flat(
     kept = np.minimum(lengths, maxlen)
     col = pos + (maxlen - kept)[rows] if padding == "pre" else pos
     out[rows[keep], col[keep]] = values[keep]
-    return out
-
-
-def pad(rows: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: str) -> np.ndarray:
-    """Pad/truncate id lists to ``maxlen`` like ``keras.utils.pad_sequences`` (value 0)."""
-    out = np.full((len(rows), maxlen), PAD_ID, dtype=np.int32)
-    for i, row in enumerate(rows):
-        if not row:
-            continue
-        kept = row[-maxlen:] if truncating == "pre" else row[:maxlen]
-        if padding == "pre":
-            out[i, maxlen - len(kept) :] = kept
-        else:
-            out[i, : len(kept)] = kept
     return out
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from stages.common.data.io import atomic_path
 from stages.common.errors import SourceError
-from stages.common.io import atomic_path
 
 log = logging.getLogger(__name__)
 

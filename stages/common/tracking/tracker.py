@@ -403,7 +403,7 @@ class MlflowTracker:
         import pandas as pd
         from mlflow.models import infer_signature
 
-        from stages.common.pyfunc import SentimentModel
+        from stages.common.modelling.pyfunc import SentimentModel
 
         mlflow = self.mlflow
         example = pd.DataFrame({"text": ["a warm, funny and moving film", "dull plot and wooden acting"]})

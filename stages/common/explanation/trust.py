@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.common.lime_samples import SPLIT_EXPRESSION
+from stages.common.explanation.lime_samples import SPLIT_EXPRESSION
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stages.common.explaining import Explanation
+    from stages.common.explanation.explaining import Explanation
 
 ProbaFn = Callable[[Sequence[str]], np.ndarray]
 

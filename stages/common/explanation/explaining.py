@@ -11,9 +11,9 @@ The usual recipe builds 5000 perturbed strings and re-tokenizes each. With ``fas
 :func:`explain_text` draws the very same samples (the same random calls, so the same
 explanation at the same seed) but maps each sample's kept words to the review's tokens and
 hands them to :meth:`Featurizer.encode` (uni- and bigram bags of words are counted in one
-compiled pass, :func:`~stages.common.lime_fast.masked_ngram_counter`); predictions skip Keras'
+compiled pass, :func:`~stages.common.explanation.lime_fast.masked_ngram_counter`); predictions skip Keras'
 ``predict`` loop. Where the
-token ↔ word mapping cannot be exact (see :func:`~stages.common.features.token_spans`), or the
+token ↔ word mapping cannot be exact (see :func:`~stages.common.features.featurizer.token_spans`), or the
 unperturbed row does not reproduce the review's features, it falls back to strings.
 """
 
@@ -27,23 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from stages.common.features import Featurizer
-from stages.common.lime_samples import SPLIT_EXPRESSION, masked_classifier, masked_explainer_class
+from stages.common.explanation.lime_samples import SPLIT_EXPRESSION, masked_classifier, masked_explainer_class
+from stages.common.modelling.prediction import TextModel
 
 ProbaFn = Callable[[Sequence[str]], np.ndarray]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TextModel:
-    """What is explained: the featurizer and a features → P(positive) function."""
-
-    featurizer: Featurizer
-    predict: Callable[[Any], np.ndarray]
-
-    def proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Texts → P(positive), through the one featurizer."""
-        return np.asarray(self.predict(self.featurizer.transform(list(texts))), dtype=np.float64).reshape(-1)
 
 
 def review_seed(random_state: int, review_id: str) -> int:

@@ -1,0 +1,231 @@
+"""Training a Keras model on features, from scratch (train) or from a source model (finetune).
+
+A seeded, stratified validation split is carved from the training rows (never the test split);
+early stopping on validation loss restores the best weights. The result is the model, its
+per-epoch history (a DVC plot; MLflow's step metrics come from it) and a JSON summary.
+Fine-tuning starts from another dataset's model, may first grow its vocabulary with the target's
+frequent words, and may average several fine-tunes' weights into one model (a weight soup).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.common.data.io import atomic_path, features_from_npz, write_json
+from stages.common.data.store import transform_splits
+from stages.common.errors import DataError
+from stages.common.features.featurizer import Featurizer, extend_vocabulary
+from stages.common.modelling.models import build_model, configure_determinism, distribution_strategy, grow_inputs
+from stages.common.modelling.persistence import save_model
+from stages.common.params.schema import FinetuneConfig, FinetuneModelConfig, ModelConfig
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its per-epoch history and a summary for metrics."""
+
+    model: Any
+    history: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified (train, validation) row indices carved from the training split."""
+    idx = np.arange(len(y))
+    try:
+        fit_idx, val_idx = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot carve a stratified validation split of {fraction} ({exc})") from None
+    return np.sort(fit_idx), np.sort(val_idx)
+
+
+def _fit(
+    model: Any,
+    X: Any,
+    y: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """``model.fit`` on the fitting rows, validated on the carved-out ones (Keras' History)."""
+    return model.fit(
+        X[fit_idx],
+        y[fit_idx],
+        validation_data=(X[val_idx], y[val_idx]),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks or [],
+        verbose=2,
+    )
+
+
+def train_model(
+    cfg: ModelConfig,
+    X: Any,
+    y: np.ndarray,
+    *,
+    input_dim: int,
+    seed: int,
+    initial: Any = None,
+) -> TrainResult:
+    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed."""
+    import keras
+
+    configure_determinism(seed)
+    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
+    y = y.astype(np.float32)
+    with distribution_strategy(cfg.distribution).scope():
+        model = build_model(cfg, input_dim=input_dim)
+        if initial is not None:  # the same architecture (same params section): start from its weights
+            model.set_weights(initial.get_weights())
+    callbacks = []
+    if cfg.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    fit = _fit(model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks)
+    hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
+    hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
+    # the weights kept: the best epoch's with early stopping, the last epoch's without
+    best = int(hist["val_loss"].idxmin()) if cfg.early_stopping_patience is not None else len(hist) - 1
+    summary = {
+        "epochs_run": len(hist),
+        "best_epoch": int(hist.loc[best, "epoch"]),
+        "best_val_loss": float(hist.loc[best, "val_loss"]),
+        "best_val_accuracy": float(hist.loc[best, "val_accuracy"]),
+        "train_rows": len(fit_idx),
+        "validation_rows": len(val_idx),
+        "parameters": int(model.count_params()),
+    }
+    return TrainResult(model=model, history=hist, summary=summary)
+
+
+def weight_soup(models: Iterable[Any]) -> Any:
+    """The first of ``models`` (one architecture) with every weight replaced by the models' mean.
+
+    ``models`` is consumed one at a time and only the first and a running sum are kept, so a
+    generator that trains each model on demand holds two models at most, however many there are
+    (peak memory). The sum runs in the weights' dtype in order, as ``np.mean(axis=0)`` does: the
+    same bits.
+    """
+    it = iter(models)
+    first = next(it)
+    total: list[np.ndarray] | None = None
+    count = 1
+    for model in it:
+        if total is None:
+            total = [w.copy() for w in first.get_weights()]
+        for acc, w in zip(total, model.get_weights(), strict=True):
+            acc += w
+        count += 1
+        del model  # before the next one is made
+    if total is not None:
+        first.set_weights([acc / count for acc in total])
+    return first
+
+
+class Finetuned(NamedTuple):
+    """What :func:`finetune` returns: the target's featurizer, its features and the refined model."""
+
+    featurizer: Featurizer
+    splits: dict[str, dict[str, np.ndarray]]
+    result: TrainResult
+
+
+def finetune(
+    table: pd.DataFrame,
+    featurizer: Featurizer,
+    source_model: Any,
+    model_cfg: ModelConfig,
+    cfg: FinetuneConfig,
+    tuning: FinetuneModelConfig,
+    seed: int,
+) -> Finetuned:
+    """Target reviews through the source featurizer, then the source model refined on them. Pure.
+
+    ``tuning`` holds the model's own values (``finetune.per_model.<model>``). With
+    ``new_words_min_count`` > 0 the source vocabulary first gains the target's frequent
+    training words or n-grams it lacks (their weights start at zero); the returned featurizer is
+    the one the target's features and later stages use. With ``soup`` > 1 the model is fine-tuned
+    that many times (seeds ``seed``, ``seed + 1``, ...) and the result is their weight mean; its
+    history and validation figures are the first fine-tune's.
+    """
+    added = 0
+    if tuning.new_words_min_count > 0:
+        train_texts = table.loc[table["split"] == "train", "text"].tolist()
+        grown = extend_vocabulary(featurizer, train_texts, tuning.new_words_min_count)
+        added = len(grown.vocabulary) - len(featurizer.vocabulary)
+        log.info("vocabulary: the source's %d terms + %d of the target's", len(featurizer.vocabulary), added)
+        if added:
+            source_model = grow_inputs(source_model, model_cfg, grown.input_dim)
+            featurizer = grown
+    splits = transform_splits(table, featurizer)
+    tuned = dataclasses.replace(
+        model_cfg,
+        learning_rate=tuning.learning_rate,
+        epochs=cfg.epochs,
+        early_stopping_patience=cfg.early_stopping_patience,
+    )
+    train = splits["train"]
+    X, y = features_from_npz(train), train["y"].astype(np.int64)
+
+    def fine_tune(i: int) -> TrainResult:
+        return train_model(
+            tuned,
+            X,
+            y,
+            input_dim=featurizer.input_dim,
+            seed=seed + i,
+            initial=source_model,
+        )
+
+    result = fine_tune(0)
+    best_epochs = [result.summary["best_epoch"]]
+
+    def other_members() -> Iterator[Any]:
+        """Fine-tunes 2, 3, ... one at a time: each is added to the soup and dropped before the next."""
+        for i in range(1, tuning.soup):
+            member = fine_tune(i)
+            best_epochs.append(member.summary["best_epoch"])
+            model = member.model
+            del member
+            yield model
+            del model
+            gc.collect()  # a Keras model's traced functions refer back to it: free it now
+
+    result.model = weight_soup(itertools.chain([result.model], other_members()))
+    if tuning.soup > 1:
+        result.summary["soup"] = tuning.soup
+        result.summary["soup_best_epochs"] = best_epochs
+    result.summary["initialised_from"] = cfg.source
+    result.summary["new_words"] = added
+    return Finetuned(featurizer, splits, result)
+
+
+def write_result(result: TrainResult, model_file: Path, history: Path, summary: Path) -> None:
+    """Write the model, its history (CSV) and summary (JSON), each atomically."""
+    save_model(result.model, model_file)
+    with atomic_path(history) as tmp:
+        result.history.to_csv(tmp, index=False, float_format="%.6f")
+    write_json(summary, result.summary)
