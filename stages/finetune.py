@@ -34,9 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--source-features", type=Path, required=True, help="the source's features directory")
     p.add_argument("--source-model", type=Path, required=True, help="the source's trained model (.keras)")
     p.add_argument("--features", type=Path, required=True, help="features directory to write")
-    p.add_argument("--out", type=Path, required=True, help="fine-tuned model (.keras)")
-    p.add_argument("--history", type=Path, required=True, help="per-epoch history (.csv)")
-    p.add_argument("--summary", type=Path, required=True, help="training summary (.json)")
+    cli.add_training_outputs(p)
     args = p.parse_args(argv)
     params = load_params(args.params)
     if params.finetune is None:

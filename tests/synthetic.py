@@ -9,9 +9,12 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from stages.common.params.schema import ModelConfig
 
 POSITIVE = ["great", "wonderful", "excellent", "loved", "delightful", "superb", "brilliant", "fun"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "dull", "worst", "waste", "mess"]
@@ -101,3 +104,13 @@ def write_tar(path: Path, members: dict[str, bytes], links: dict[str, str] | Non
             info.linkname = target
             tar.addfile(info)
     return path
+
+
+TEST_MODEL = {"dropout": 0.0, "epochs": 10, "validation_split": 0.2, "early_stopping_patience": 2, "batch_size": 32}
+TEST_LSTM = {"embedding_dim": 128, "units": 128, "bidirectional": False, "pooling": "last"}
+
+
+def model_config(architecture: str, **fields: Any) -> ModelConfig:
+    """A model config for tests: what a test does not set takes a small, fixed value (not params.yaml's)."""
+    defaults = {**TEST_MODEL, **(TEST_LSTM if architecture == "lstm" else {})}
+    return ModelConfig(architecture=architecture, **{**defaults, **fields})

@@ -15,7 +15,7 @@ from stages.common.features.featurizer import fit_featurizer
 from stages.common.modelling.prediction import predict_proba
 from stages.common.modelling.training import train_model
 from stages.common.params.schema import BehaveConfig, FeaturizerConfig
-from tests.synthetic import NEGATIVE, POSITIVE, reviews_frame
+from tests.synthetic import NEGATIVE, POSITIVE, model_config, reviews_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = BehaveConfig(max_cases=50, min_cases=3, typos=1, tolerance=0.0, examples=2)
@@ -162,18 +162,8 @@ def tiny_model():
     df = reviews_frame(240, seed=3)
     df = df[df.stars != 3]
     featurizer = fit_featurizer(df["text"].tolist(), FeaturizerConfig(kind="bow", max_tokens=100, min_count=1))
-    from stages.common.params.schema import ModelConfig
 
-    cfg = ModelConfig(
-        architecture="mlp",
-        hidden_units=[8],
-        epochs=8,
-        batch_size=16,
-        learning_rate=0.02,
-        dropout=0.0,
-        validation_split=0.2,
-        early_stopping_patience=2,
-    )
+    cfg = model_config("mlp", hidden_units=[8], epochs=8, batch_size=16, learning_rate=0.02)
     y = (df["stars"] >= 4).to_numpy().astype(np.int64)
     result = train_model(cfg, featurizer.transform(df["text"].tolist()), y, input_dim=featurizer.input_dim, seed=0)
     return lambda texts: predict_proba(result.model, featurizer.transform(texts))

@@ -15,8 +15,8 @@ from stages.common.features.featurizer import TokenBatch, fit_featurizer
 from stages.common.features.tokens import token_spans, tokenize
 from stages.common.modelling.models import build_model
 from stages.common.modelling.prediction import TextModel, fast_predictor, predict_proba
-from stages.common.params.schema import FeaturizerConfig, ModelConfig
-from tests.synthetic import reviews_frame
+from stages.common.params.schema import FeaturizerConfig
+from tests.synthetic import model_config, reviews_frame
 
 # markup, case, apostrophes, underscores, digits, non-ASCII letters, repeats
 AWKWARD = [
@@ -120,32 +120,13 @@ def test_fast_explanations_equal_the_usual_recipe(texts, name: str) -> None:
 def test_fast_predictor_matches_keras_predict(texts) -> None:
     fs = _featurizers(texts)
     mlp = build_model(
-        ModelConfig(
-            architecture="mlp",
-            hidden_units=[8, 4],
-            dropout=0.5,
-            epochs=10,
-            validation_split=0.2,
-            early_stopping_patience=2,
-            batch_size=32,
-        ),
+        model_config("mlp", hidden_units=[8, 4], dropout=0.5),
         fs["tfidf-1-2"].input_dim,
     )
     X = fs["tfidf-1-2"].transform(texts)
     np.testing.assert_allclose(fast_predictor(mlp)(X), predict_proba(mlp, X), rtol=1e-5, atol=1e-6)
     lstm = build_model(
-        ModelConfig(
-            architecture="lstm",
-            embedding_dim=6,
-            units=5,
-            dropout=0.0,
-            epochs=10,
-            validation_split=0.2,
-            early_stopping_patience=2,
-            batch_size=32,
-            bidirectional=False,
-            pooling="last",
-        ),
+        model_config("lstm", embedding_dim=6, units=5),
         fs["seq-pre"].input_dim,
     )
     seq = fs["seq-pre"].transform(texts)

@@ -16,6 +16,7 @@ import yaml
 from stages.common.features.featurizer import Featurizer
 from stages.common.modelling.prediction import TextModel
 from stages.common.params.schema import ExplainConfig, FeaturizerConfig
+from tests.synthetic import model_config
 from tools.compare import compare_table
 from tools.compare import main as compare_main
 from tools.predict import main as predict_main
@@ -94,7 +95,6 @@ def test_predict_cli_on_a_local_pipeline_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from stages.common.modelling.models import build_model
-    from stages.common.params.schema import ModelConfig
 
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"vars": [{"paths": {"models": "m", "features": "f"}}]}))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -105,15 +105,7 @@ def test_predict_cli_on_a_local_pipeline_model(
     (tmp_path / "f/imdb/mlp/featurizer.json").write_text(f.to_json())
     (tmp_path / "m/imdb").mkdir(parents=True)
     build_model(
-        ModelConfig(
-            architecture="mlp",
-            hidden_units=[2],
-            dropout=0.0,
-            epochs=10,
-            validation_split=0.2,
-            early_stopping_patience=2,
-            batch_size=32,
-        ),
+        model_config("mlp", hidden_units=[2]),
         f.input_dim,
     ).save(tmp_path / "m/imdb/mlp.keras")
     monkeypatch.chdir(tmp_path)

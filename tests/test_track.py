@@ -10,6 +10,7 @@ import pytest
 from stages.common.params.schema import FeaturizerConfig
 from stages.common.tracking.tracker import RunPlan, default_tracking_uri, project_root
 from stages.track import ModelState, lock_checksums, plan_runs
+from tests.synthetic import model_config
 
 PARAMS = {"base": {"seed": 1}, "models": ["mlp"], "mlp": {"hidden_units": [16, 16], "dropout": 0.5}, "x": None}
 CARD = {
@@ -133,20 +134,11 @@ def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
 def _logged_model(tmp_path: Path, seed: int):
     from stages.common.features.featurizer import fit_featurizer
     from stages.common.modelling.models import build_model, configure_determinism
-    from stages.common.params.schema import ModelConfig
 
     f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10, min_count=1))
     configure_determinism(seed)
     model = build_model(
-        ModelConfig(
-            architecture="mlp",
-            hidden_units=[2],
-            dropout=0.0,
-            epochs=10,
-            validation_split=0.2,
-            early_stopping_patience=2,
-            batch_size=32,
-        ),
+        model_config("mlp", hidden_units=[2]),
         f.input_dim,
     )
     keras_file, feat = tmp_path / f"m{seed}.keras", tmp_path / "featurizer.json"

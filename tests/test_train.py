@@ -17,41 +17,27 @@ from stages.common.modelling.prediction import predict_proba
 from stages.common.modelling.training import finetune, train_model, validation_indices
 from stages.common.params.parsing import parse
 from stages.common.params.schema import FeaturizerConfig, FinetuneConfig, FinetuneModelConfig, ModelConfig
-from tests.synthetic import reviews_frame
+from tests.synthetic import model_config, reviews_frame
 
-MLP = ModelConfig(
-    architecture="mlp",
+MLP = model_config(
+    "mlp",
     hidden_units=[8],
     kernel_initializer="uniform",
     dropout=0.1,
     epochs=2,
-    batch_size=32,
     validation_split=0.25,
     learning_rate=0.01,
-    early_stopping_patience=2,
 )
-LSTM = ModelConfig(
-    architecture="lstm",
-    embedding_dim=8,
-    units=4,
-    epochs=1,
-    batch_size=32,
-    validation_split=0.25,
-    dropout=0.1,
-    early_stopping_patience=2,
-    bidirectional=False,
-    pooling="last",
-)
+LSTM = model_config("lstm", embedding_dim=8, units=4, epochs=1, validation_split=0.25, dropout=0.1)
 # trained until it fits the generated cues (no early stopping)
-MLP_FIT = ModelConfig(
-    architecture="mlp",
+MLP_FIT = model_config(
+    "mlp",
     hidden_units=[8],
     epochs=15,
     batch_size=16,
     learning_rate=0.01,
     validation_split=0.25,
     early_stopping_patience=None,
-    dropout=0.0,
 )
 
 
@@ -90,15 +76,14 @@ def test_mlp_learns_the_generated_cues(corpus) -> None:
 
 
 def test_early_stopping_restores_the_best_epoch(corpus) -> None:
-    cfg = ModelConfig(
-        architecture="mlp",
+    cfg = model_config(
+        "mlp",
         hidden_units=[32],
         epochs=40,
         batch_size=8,
         learning_rate=0.05,
         validation_split=0.3,
         early_stopping_patience=1,
-        dropout=0.0,
     )
     result, _ = _fit(cfg, "bow", corpus, seed=0)
     hist = result.history

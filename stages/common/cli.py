@@ -23,6 +23,13 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def add_training_outputs(p: argparse.ArgumentParser) -> None:
+    """The files every training stage (train, finetune) writes, as train writes them."""
+    p.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
+    p.add_argument("--history", type=Path, required=True, help="per-epoch history (.csv)")
+    p.add_argument("--summary", type=Path, required=True, help="training summary (.json)")
+
+
 def run(stage: str, body: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage body with logging; expected failures exit 1 with one clear message."""
     logging.basicConfig(

@@ -284,9 +284,10 @@ class ExplainConfig:
 class CorrelateConfig:
     """``correlate:`` params."""
 
-    max_tokens: int = 2000
-    skip_top: int = 20
-    top_n: int = 50
+    max_tokens: int = 2000  # words whose correlation with the label is measured (the most frequent)
+    skip_top: int = 20  # after leaving out this many most frequent ones
+    top_n: int = 50  # words in the chart
+    # suspicious: a word LIME ranks among its top quarter that barely correlates with the label
     suspicious_max_abs_corr: float = 0.05
     suspicious_min_importance_quantile: float = 0.75
 
