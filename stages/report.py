@@ -99,6 +99,7 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
         body.append("<h3>Without the test reviews that also occur in the training split</h3>")
         body.append(render.table(pd.DataFrame(dedup)))
     body += _cross_domain(dataset, models)
+    body += _contrast(models)
     body.append("<h3>Word order: the same test reviews with their words shuffled</h3>")
     order = [
         {
@@ -219,6 +220,32 @@ def _cross_domain(dataset: str, models: dict[str, Any]) -> list[str]:
     ]
 
 
+def _contrast(models: dict[str, Any]) -> list[str]:
+    """Each model on minimal edits that flip the sentiment: each side, and both members of a pair right."""
+    rows = [
+        {
+            "model": m,
+            "pairs": c["pairs"],
+            "positive side": c["accuracy_positive"],
+            "negative side": c["accuracy_negative"],
+            "pair consistency (both right)": c["pair_consistency"],
+            "95% interval": f"[{c['pair_consistency_low']:.3f}, {c['pair_consistency_high']:.3f}]",
+            "positive member scored higher": c["positive_scored_higher"],
+        }
+        for m, d in models.items()
+        if (c := d.get("contrast"))
+    ]
+    if not rows:
+        return []
+    return [
+        "<h3>Minimal edits that flip the sentiment (counterfactual pairs)</h3>",
+        render.table(pd.DataFrame(rows)),
+        "<p>Each pair is a review and a copy edited as little as possible so that its sentiment flips. A model "
+        "that reads what the review says gets both right; one that leans on words the edit left alone gets "
+        "one wrong. The interval resamples the pairs.</p>",
+    ]
+
+
 def _behaviour(models: dict[str, Any]) -> list[str]:
     """Failure rate per behavioural test and model, then a few failing cases."""
     cases = {m: {c["name"]: c for c in d.get("behaviour") or []} for m, d in models.items()}
@@ -293,6 +320,7 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "behaviour_metrics": read_json(args.reports / m / layout.BEHAVIOUR),
             "predicted": pd.read_parquet(args.predictions / f"{m}.parquet", columns=["id", "predicted"]),
             "cross_domain": read_json(args.reports / m / layout.CROSS_DOMAIN),
+            "contrast": read_json(args.reports / m / layout.CONTRAST),
         }
     data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
     data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()
@@ -309,6 +337,7 @@ def build_scorecard(data: dict[str, Any]) -> dict[str, Any]:
         m: {
             "metrics": d["metrics"],
             "cross_domain": d.get("cross_domain"),
+            "contrast": d.get("contrast"),
             "explain": d["explain_metrics"],
             "correlate": data["correlate_metrics"].get(m),
             "behaviour": d.get("behaviour_metrics"),

@@ -57,6 +57,7 @@ class ModelState:
     history: pd.DataFrame
     behaviour: dict[str, Any]  # behave's metrics (failure rates and cases per test)
     cross_domain: dict[str, Any]  # crossdomain's metrics per other dataset
+    contrast: dict[str, Any]  # contrast's metrics (minimal-edit pairs)
     artifacts: list[tuple[Path, str]]  # (file, MLflow artifact directory)
     model_file: Path
     featurizer_file: Path
@@ -127,6 +128,7 @@ def plan_runs(
         )
         trust.update({f"behaviour.{k}": float(v) for k, v in flatten(m.behaviour).items() if _number(v)})
         trust.update({f"cross_domain.{k}": float(v) for k, v in flatten(m.cross_domain).items() if _number(v)})
+        trust.update({f"contrast.{k}": float(v) for k, v in m.contrast.items() if _number(v)})
         parent.metrics.update({f"{m.name}.{k}": v for k, v in test.items() if "confusion" not in k})
         parent.metrics.update({f"{m.name}.{k}": v for k, v in trust.items()})
         child = RunPlan(
@@ -191,6 +193,7 @@ def load_model_state(
         raise DataError(f"no training history for model {name!r} in {', '.join(map(str, plot_dirs))}")
     explain_files = [model_reports / layout.EXPLAIN_METRICS, model_reports / layout.EXPLAIN_TIMING]
     behaviour, cross = model_reports / layout.BEHAVIOUR, model_reports / layout.CROSS_DOMAIN
+    contrast = model_reports / layout.CONTRAST
     return ModelState(
         name=name,
         summary=read_json(model_reports / layout.TRAIN_SUMMARY),
@@ -199,6 +202,7 @@ def load_model_state(
         history=pd.read_csv(history),
         behaviour=read_json(behaviour) if behaviour.is_file() else {},
         cross_domain=read_json(cross) if cross.is_file() else {},
+        contrast=read_json(contrast) if contrast.is_file() else {},
         artifacts=_files(model_reports, "")
         + [(f, f"plots/{f.parent.parent.name}") for f in plot_files]
         + _files(reports / "explain" / name, "explain")

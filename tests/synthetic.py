@@ -114,3 +114,21 @@ def model_config(architecture: str, **fields: Any) -> ModelConfig:
     """A model config for tests: what a test does not set takes a small, fixed value (not params.yaml's)."""
     defaults = {**TEST_MODEL, **(TEST_LSTM if architecture == "lstm" else {})}
     return ModelConfig(architecture=architecture, **{**defaults, **fields})
+
+
+def write_pairs_tsv(path: Path, n_pairs: int = 20, seed: int = 0) -> Path:
+    """Minimal-edit pairs in the counterfactual table's layout: a review and a copy with its cue words flipped."""
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    flip = dict(zip(POSITIVE, NEGATIVE, strict=False)) | dict(zip(NEGATIVE, POSITIVE, strict=False))
+    lines = ["Sentiment\tText\tbatch_id"]
+    for i in range(n_pairs):
+        label = int(rng.integers(0, 2))
+        text = review(rng, label)
+        edited = " ".join(flip.get(w.strip(".").lower(), w) for w in text.split())
+        for lab, t in ((label, text), (1 - label, edited)):
+            lines.append(f"{'Positive' if lab else 'Negative'}\t{t}\t{i}")
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port, require_postgres, team_server
-from tests.synthetic import aclimdb_members, write_tar, write_yelp_csv
+from tests.synthetic import aclimdb_members, write_pairs_tsv, write_tar, write_yelp_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -72,6 +72,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
     archive = write_tar(www / "aclImdb_v1.tar.gz", aclimdb_members(per_class=40, seed=3))
     proj = tmp_path_factory.mktemp("proj")
     yelp = write_yelp_csv(proj.parent / "reviews.csv.gz", n=200, seed=4)
+    pairs = write_pairs_tsv(proj.parent / "pairs.tsv.gz", n_pairs=20, seed=5)
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
     shutil.copy(ROOT / "behaviour.yaml", proj / "behaviour.yaml")
@@ -82,6 +83,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
         checksum="sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest(),
     )
     params["datasets"]["yelp"].update(source=str(yelp), checksum=None)
+    params["contrast"]["pairs"].update(source=str(pairs), mirror_file=None, mirror_checksum=None)
     for key, value in TINY.items():
         params[key] = (
             {**params[key], **value}
@@ -160,7 +162,7 @@ def mlflow_runs(proj: Path) -> list:
     return client.search_runs(exps, max_results=1000) if exps else []
 
 
-PER_MODEL = ("evaluate", "behave", "crossdomain", "explain")
+PER_MODEL = ("evaluate", "behave", "crossdomain", "contrast", "explain")
 PER_DATASET = ("prepare", "select", "correlate", "report", "track")
 # imdb learns from scratch; yelp is fine-tuned from imdb (params.yaml: from_scratch, finetune)
 ALL_STAGES = (
@@ -199,6 +201,8 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
             other = "yelp" if d == "imdb" else "imdb"
             cross = json.loads((proj / f"reports/{d}/{m}/cross_domain.json").read_text())
             assert list(cross) == [other] and 0 <= cross[other]["accuracy"] <= 1
+            pairs = json.loads((proj / f"reports/{d}/{m}/contrast.json").read_text())
+            assert pairs["pairs"] == 20 and 0 <= pairs["pair_consistency_low"] <= pairs["pair_consistency"] <= 1
             assert (proj / f"data/models/{d}/{m}.keras").is_file()
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
@@ -216,8 +220,9 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
         page = (proj / f"reports/html/{d}/report.html").read_text()
         assert "SP-LIME" in page and "words shuffled" in page and "<script" not in page
         assert "Behavioural tests" in page and "Real-world check" in page and "Duplicates and leakage" in page
+        assert "Minimal edits that flip the sentiment" in page
         scorecard = json.loads((proj / f"reports/scorecard/{d}.json").read_text())
-        assert scorecard["paragraph"].startswith("The evidence favours") and len(scorecard["table"]) == 13
+        assert scorecard["paragraph"].startswith("The evidence favours") and len(scorecard["table"]) == 14
         # pages that quote review text are DVC-cached, never committed to git
         for html_page in (f"reports/html/{d}/report.html", f"reports/html/{d}/lstm_explanations.html"):
             run(proj, "git", "check-ignore", "-q", html_page)
@@ -227,6 +232,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert "accuracy" in files["reports/imdb/lstm/metrics.json"]["data"]["shuffled_words"]
     assert "failure_rate" in files["reports/imdb/lstm/behaviour.json"]["data"]["mft"]
     assert "accuracy" in files["reports/yelp/mlp/cross_domain.json"]["data"]["imdb"]
+    assert "pair_consistency" in files["reports/imdb/lstm/contrast.json"]["data"]
 
     # MLflow: per dataset one parent run and a child per model, with params, metrics, curves, models
     runs = mlflow_runs(proj)
@@ -263,7 +269,9 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     child_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(lstm.info.run_id)}
     assert {"explain", "plots", "featurizer.json", "metrics.json"} <= child_artifacts
     assert "explain_aopc_comprehensiveness" in lstm.data.metrics
-    assert {"behaviour.mft.failure_rate", "cross_domain.yelp.accuracy"} <= set(lstm.data.metrics)
+    assert {"behaviour.mft.failure_rate", "cross_domain.yelp.accuracy", "contrast.pair_consistency"} <= set(
+        lstm.data.metrics
+    )
     model = mlflow.pyfunc.load_model(f"runs:/{lstm.info.run_id}/model")
     scored = model.predict(__import__("pandas").DataFrame({"text": ["great fun", "awful mess"]}))
     assert list(scored.columns) == ["proba", "label"] and len(scored) == 2

@@ -138,6 +138,6 @@ def test_the_scorecard_opens_the_report_with_its_generated_paragraph() -> None:
     # one of the four test reviews is labelled differently by the two models
     assert "The models label 1 of the 4 test reviews differently (25.0%)." in page
     verdict = page.split("id='verdict'>")[1].split("</p>")[0]
-    assert verdict.startswith("The evidence favours lstm: ahead on 1 of 13 measures (accuracy), behind on none.")
+    assert verdict.startswith("The evidence favours lstm: ahead on 1 of 14 measures (accuracy), behind on none.")
     assert "Inspect first in lstm: &#x27;negated positive&#x27;, 25.0% of its cases failed" in verdict
     assert "suspicious words it leans on: &lt;i&gt;zombie&lt;/i&gt;." in verdict

@@ -40,6 +40,7 @@ def _state(tmp_path: Path) -> ModelState:
         history=history,
         behaviour={"mft": {"failure_rate": 0.25, "n_cases": 8}, "tests": {"names": {"n_cases": 0}}},
         cross_domain={"yelp": {"accuracy": 0.8, "roc_auc": None}},
+        contrast={"pairs": 245, "pair_consistency": 0.45},
         artifacts=[(art, "")],
         model_file=tmp_path / "mlp.keras",
         featurizer_file=tmp_path / "featurizer.json",
@@ -84,6 +85,8 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
         "behaviour.mft.n_cases": 8.0,
         "behaviour.tests.names.n_cases": 0.0,
         "cross_domain.yelp.accuracy": 0.8,
+        "contrast.pairs": 245.0,
+        "contrast.pair_consistency": 0.45,
     }
     assert plan.metrics["data.duplicates.test_in_train"] == 2.0
     assert plan.metrics["data.duplicates.exact.test_in_train"] == 1.0

@@ -26,6 +26,7 @@ EXPLAIN_TIMING = "explain_timing.json"
 BEHAVIOUR = "behaviour.json"
 BEHAVIOUR_CASES = "behaviour_cases.json"
 CROSS_DOMAIN = "cross_domain.json"
+CONTRAST = "contrast.json"
 # reports/<dataset>/explain/
 SELECTION = "selection.json"
 # reports/<dataset>/explain/<model>/

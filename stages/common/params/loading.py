@@ -22,6 +22,7 @@ SECTIONS = (
     "vectorize",
     "finetune",
     "evaluate",
+    "contrast",
     "behave",
     "select",
     "explain",

@@ -214,6 +214,32 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class PairsConfig:
+    """A table of minimal-edit pairs: a review and a copy edited as little as possible to flip its label."""
+
+    source: str  # an http(s) URL or a local path, as for datasets
+    text_column: str
+    label_column: str
+    pair_column: str  # the two rows of a pair share its value
+    positive_label: str  # the label column's value for a positive review; the other value is negative
+    checksum: str | None = None
+    mirror_file: str | None = None
+    mirror_checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class ContrastConfig:
+    """``contrast:``: the minimal-edit pairs every model is scored on (the contrast stage)."""
+
+    pairs: PairsConfig
+    resamples: int = 1000  # bootstrap resamples of the pairs for the 95% interval
+
+    def validate(self, path: str) -> None:
+        """Enough resamples for a 95% interval."""
+        check(self.resamples >= 100, f"{path}.resamples", f"must be >= 100, got {self.resamples}")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """``evaluate:`` params."""
 
@@ -373,6 +399,7 @@ class Params:
     model_configs: dict[str, ModelConfig]  # the <model> sections
     finetune: FinetuneConfig | None
     evaluate: EvaluateConfig
+    contrast: ContrastConfig
     behave: BehaveConfig
     select: SelectConfig
     explain: ExplainConfig
@@ -454,6 +481,7 @@ def build_params(raw: Mapping[str, Any]) -> Params:
         model_configs=model_configs,
         finetune=finetune,
         evaluate=parse(EvaluateConfig, raw["evaluate"], "evaluate"),
+        contrast=parse(ContrastConfig, raw["contrast"], "contrast"),
         behave=parse(BehaveConfig, raw["behave"], "behave"),
         select=parse(SelectConfig, raw["select"], "select"),
         explain=parse(ExplainConfig, raw["explain"], "explain"),

@@ -43,7 +43,7 @@ def _diff(a: Any, b: Any) -> float | None:
 
 
 def rows(models: Mapping[str, Mapping[str, Any]]) -> list[tuple[Measure, dict[str, float | None]]]:
-    """The measures and each model's value. ``models[name]`` holds ``metrics``, ``cross_domain``,
+    """The measures and each model's value. ``models[name]`` holds ``metrics``, ``cross_domain``, ``contrast``,
     ``explain`` (explain metrics), ``correlate`` (its correlate entry) and ``behaviour`` (behave's
     metrics)."""
     out: list[tuple[Measure, dict[str, float | None]]] = []
@@ -60,6 +60,10 @@ def rows(models: Mapping[str, Mapping[str, Any]]) -> list[tuple[Measure, dict[st
             Measure(f"accuracy on {other} reviews", "higher", ACCURACY_MARGIN),
             lambda d, o=other: _num(((d.get("cross_domain") or {}).get(o) or {}).get("accuracy")),
         )
+    add(
+        Measure("pair consistency on minimal edits (both right)", "higher", RATE_MARGIN),
+        lambda d: _num((d.get("contrast") or {}).get("pair_consistency")),
+    )
     add(
         Measure("comprehensiveness over random words", "higher", TRUST_MARGIN),
         lambda d: _diff(d["explain"].get("aopc_comprehensiveness"), d["explain"].get("aopc_comprehensiveness_random")),
