@@ -58,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m stages.contrast --name imdb/mlp --model-file ... --features ... --out ...``."""
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--name", required=True, help="dataset/model, for logs")
-    p.add_argument("--model-file", type=Path, required=True)
-    p.add_argument("--features", type=Path, required=True, help="the model's features directory (its featurizer)")
+    cli.add_model_inputs(p)
     p.add_argument("--download-dir", type=Path, required=True, help="cache for a downloaded pairs table")
     p.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
     args = p.parse_args(argv)

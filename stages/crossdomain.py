@@ -39,8 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m stages.crossdomain --dataset imdb --model-file ... --features ... --tables <dir> --out ...``."""
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, help="the dataset the model was trained for (not scored here)")
-    p.add_argument("--model-file", type=Path, required=True)
-    p.add_argument("--features", type=Path, required=True, help="the model's features directory (its featurizer)")
+    cli.add_model_inputs(p)
     p.add_argument("--tables", type=Path, required=True, help="the prepared tables, <dataset>.parquet")
     p.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
     args = p.parse_args(argv)

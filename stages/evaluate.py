@@ -151,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m stages.evaluate --model-file ... --features <dir> --metrics ... [...]``."""
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--name", required=True, help="dataset/model, for titles and logs")
-    p.add_argument("--model-file", type=Path, required=True)
-    p.add_argument("--features", type=Path, required=True)
+    cli.add_model_inputs(p)
     p.add_argument("--table", type=Path, required=True, help="the prepared table (test texts, to shuffle)")
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--roc", type=Path, required=True)

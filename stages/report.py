@@ -210,14 +210,19 @@ def _cross_domain(dataset: str, models: dict[str, Any]) -> list[str]:
         for m, d in models.items()
         for other, s in (d.get("cross_domain") or {}).items()
     ]
+    return _section(
+        "Real-world check: the other datasets' test reviews",
+        rows,
+        "The same models, unchanged, on reviews from another source (a fine-tuned model has seen its "
+        "source's reviews in training).",
+    )
+
+
+def _section(title: str, rows: list[dict[str, Any]], note: str) -> list[str]:
+    """A titled table of per-model rows with a note under it (both the page's own text); nothing without rows."""
     if not rows:
         return []
-    return [
-        "<h3>Real-world check: the other datasets' test reviews</h3>",
-        render.table(pd.DataFrame(rows)),
-        "<p>The same models, unchanged, on reviews from another source (a fine-tuned model has seen its "
-        "source's reviews in training).</p>",
-    ]
+    return [f"<h3>{title}</h3>", render.table(pd.DataFrame(rows)), f"<p>{note}</p>"]
 
 
 def _contrast(models: dict[str, Any]) -> list[str]:
@@ -235,15 +240,13 @@ def _contrast(models: dict[str, Any]) -> list[str]:
         for m, d in models.items()
         if (c := d.get("contrast"))
     ]
-    if not rows:
-        return []
-    return [
-        "<h3>Minimal edits that flip the sentiment (counterfactual pairs)</h3>",
-        render.table(pd.DataFrame(rows)),
-        "<p>Each pair is a review and a copy edited as little as possible so that its sentiment flips. A model "
+    return _section(
+        "Minimal edits that flip the sentiment (counterfactual pairs)",
+        rows,
+        "Each pair is a review and a copy edited as little as possible so that its sentiment flips. A model "
         "that reads what the review says gets both right; one that leans on words the edit left alone gets "
-        "one wrong. The interval resamples the pairs.</p>",
-    ]
+        "one wrong. The interval resamples the pairs.",
+    )
 
 
 def _behaviour(models: dict[str, Any]) -> list[str]:

@@ -23,6 +23,12 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def add_model_inputs(p: argparse.ArgumentParser) -> None:
+    """The trained model every scoring stage reads: its file and its features directory (the featurizer)."""
+    p.add_argument("--model-file", type=Path, required=True, help="the trained model (.keras)")
+    p.add_argument("--features", type=Path, required=True, help="the model's features directory (its featurizer)")
+
+
 def add_training_outputs(p: argparse.ArgumentParser) -> None:
     """The files every training stage (train, finetune) writes, as train writes them."""
     p.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
