@@ -21,7 +21,7 @@ import pandas as pd
 from stages.common import cli
 from stages.common.data.io import write_json
 from stages.common.data.pairs import read_pairs
-from stages.common.data.sources import fetch
+from stages.common.data.sources import fetch_source
 from stages.common.modelling.prediction import load_text_model
 from stages.common.params import load_params
 
@@ -63,17 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    cfg, prepare = params.contrast, params.prepare
-    fetched = fetch(
-        cfg.pairs.source,
-        args.download_dir,
-        checksum=cfg.pairs.checksum,
-        mirror_file=cfg.pairs.mirror_file,
-        mirror_checksum=cfg.pairs.mirror_checksum,
-        retries=prepare.download_retries,
-        timeout=prepare.download_timeout_s,
-    )
-    pairs = read_pairs(fetched.path, cfg.pairs)
+    cfg = params.contrast
+    pairs = read_pairs(fetch_source(cfg.pairs, args.download_dir, params.prepare).path, cfg.pairs)
     model = load_text_model(args.model_file, args.features)
     scores = contrast(pairs, model.proba(pairs["text"].tolist()), params.evaluate.threshold, cfg.resamples, params.seed)
     log.info("%s: %s", args.name, scores)

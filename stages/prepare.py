@@ -32,7 +32,7 @@ from sklearn.model_selection import train_test_split
 from stages.common import cli
 from stages.common.data.duplicates import find_duplicates
 from stages.common.data.io import atomic_path, write_json
-from stages.common.data.sources import Fetched, fetch
+from stages.common.data.sources import Fetched, fetch_source
 from stages.common.errors import DataError
 from stages.common.params import load_params
 from stages.common.params.schema import DatasetConfig, PrepareConfig
@@ -291,15 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     seed, cfg, pcfg = params.seed, params.dataset(args.dataset), params.prepare
 
-    fetched = fetch(
-        cfg.source,
-        args.download_dir,
-        checksum=cfg.checksum,
-        mirror_file=cfg.mirror_file,
-        mirror_checksum=cfg.mirror_checksum,
-        retries=pcfg.download_retries,
-        timeout=pcfg.download_timeout_s,
-    )
+    fetched = fetch_source(cfg, args.download_dir, pcfg)
     if cfg.format == "aclimdb":
         raw = read_aclimdb(fetched.path, pcfg.encoding_errors, pcfg.max_review_bytes)
     else:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from stages.common.data.io import atomic_path
 from stages.common.errors import SourceError
+from stages.common.params.schema import DatasetConfig, PairsConfig, PrepareConfig
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,19 @@ def fetch(
             raise
     path = Path(source[7:] if source.startswith("file://") else source).expanduser()
     return _local(path, source, "path", checksum)
+
+
+def fetch_source(cfg: DatasetConfig | PairsConfig, cache_dir: Path, prepare: PrepareConfig) -> Fetched:
+    """:func:`fetch` for a params entry with a source (a dataset, a pairs table), with prepare's download policy."""
+    return fetch(
+        cfg.source,
+        cache_dir,
+        checksum=cfg.checksum,
+        mirror_file=cfg.mirror_file,
+        mirror_checksum=cfg.mirror_checksum,
+        retries=prepare.download_retries,
+        timeout=prepare.download_timeout_s,
+    )
 
 
 def _local(path: Path, location: str, via: str, checksum: str | None) -> Fetched:

@@ -153,9 +153,10 @@ class SharedClient:
     """An ``MlflowClient`` whose writes that concurrent workers repeat are idempotent.
 
     Two sweep workers, or two ``track`` stages of a parallel queue, write the same rows on a
-    server backend at the same moment (the experiment, its tags, a run tag, the registered
-    model and its alias). MLflow's SQL store inserts such a row when it does not see it, so the
-    slower writer gets a unique-key error. Here a create that lost the race returns what the
+    server backend at the same moment (the experiment, its tags, a run tag, a registered model's
+    alias; ``mlflow.register_model`` itself joins a registered model a competitor created).
+    MLflow's SQL store inserts such a row when it does not see it, so the slower writer gets a
+    unique-key error. Here a create that lost the race returns what the
     competitor created, and a set that lost it is repeated (now an update of that row): the
     outcome is the one either order of the two writes would give. Every other call passes through.
     """
@@ -200,17 +201,6 @@ class SharedClient:
             if exp is None:
                 raise
             return exp.experiment_id
-
-    def create_registered_model(self, name: str) -> Any:
-        """The new registered model, or the one a competitor created under ``name``."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self._client.create_registered_model(name)
-        except MlflowException as exc:
-            if not is_conflict(exc):
-                raise
-            return self._client.get_registered_model(name)
 
 
 class MlflowTracker:
@@ -308,8 +298,7 @@ class MlflowTracker:
         source = best.data.tags.get("model.uri", f"runs:/{best.info.run_id}/model")
         with self.exclusive():
             version = self._version_of(client, name, fingerprint)
-            if version is None:
-                client.create_registered_model(name)
+            if version is None:  # register_model creates the registered model, or joins a competitor's
                 mine = self.mlflow.register_model(
                     source,
                     name,
