@@ -2,7 +2,9 @@
 
 Output table columns: ``id`` (stable string), ``text``, ``label`` (0 negative / 1 positive),
 ``split`` (``train``/``test``), ``rating`` (the source's star or 1–10 rating, NaN when
-it has none) and ``in_train`` (a test review whose text, or a near-duplicate of it, is in the
+it has none), ``group`` (a minimal-edit pair added with ``datasets.<name>.augment``: the pair, kept
+whole by the validation carve and weighted by each model's ``pair_weight``; ``""`` for a review of
+the source) and ``in_train`` (a test review whose text, or a near-duplicate of it, is in the
 training split: evaluate also scores the test split without them). The data card counts
 duplicates and near-duplicates within and across the splits. Sources:
 
@@ -32,6 +34,7 @@ from sklearn.model_selection import train_test_split
 from stages.common import cli
 from stages.common.data.duplicates import find_duplicates
 from stages.common.data.io import atomic_path, write_json
+from stages.common.data.pairs import add_pairs, read_pairs
 from stages.common.data.sources import Fetched, fetch_source
 from stages.common.errors import DataError
 from stages.common.params import load_params
@@ -297,10 +300,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         raw = read_reviews_file(fetched.path, pcfg.encoding_errors)
     df = prepare_reviews(raw, cfg, seed, where=str(fetched.path), max_review_bytes=pcfg.max_review_bytes)
+    df = df.assign(group="")
+    augment: dict[str, Any] | None = None
+    if cfg.augment is not None:
+        pairs_fetched = fetch_source(cfg.augment.pairs, args.download_dir, pcfg)
+        pairs = read_pairs(pairs_fetched.path, cfg.augment.pairs)
+        df, augment = add_pairs(df, pairs, pcfg.near_duplicate_jaccard, seed)
+        augment["source"] = {"location": pairs_fetched.location, "via": pairs_fetched.via,
+                             "sha256": pairs_fetched.sha256}  # fmt: skip
+        log.info("%s: training split + %s", args.dataset, augment)
     dups = find_duplicates(df["id"], df["text"], df["split"], pcfg.near_duplicate_jaccard, seed)
     df["in_train"] = dups.in_train
     card = data_card(df, args.dataset, fetched)
     card["duplicates"] = dups.card
+    if augment is not None:
+        card["augment"] = augment
     log.info("%s: %s", args.dataset, {s: card["splits"][s] for s in SPLITS})
     log.info("%s: %d test reviews have a twin in the training split", args.dataset, dups.card["test_in_train"])
     with atomic_path(args.out) as tmp:

@@ -21,6 +21,7 @@ from stages.common.data import layout
 from stages.common.data.io import read_json, write_json, write_text
 from stages.common.data.store import read_table
 from stages.common.params import load_params
+from stages.common.params.schema import ReportConfig
 from stages.common.report import render, scorecard
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
     body.append(render.table(_shown(data["scorecard"]["table"], list(models))))
     body.append(f"<p id='verdict'>{e(data['scorecard']['paragraph'])}</p>")
     body.append(
-        "<p class='meta'>A model is ahead on a measure when it beats the other by more than the measure's "
-        "margin; the paragraph is generated from the table by the rule in "
-        "<code>stages/common/report/scorecard.py</code>. "
+        "<p class='meta'>A model is ahead on a measure when the 95% interval of its difference to every "
+        "other model excludes 0 (a paired bootstrap over the test reviews or the explained reviews; for rates "
+        "kept with their counts only, an interval for two independent proportions). The first group of "
+        "measures, in the order <code>report.priority</code> gives, in which a model is ahead decides; the "
+        "paragraph is generated from the table by the rule in <code>stages/common/report/scorecard.py</code>. "
         "Every figure on this page comes from the files the DVC pipeline wrote (see <code>dvc.yaml</code>); the "
         "params are in <code>params.yaml</code> and MLflow.</p>"
     )
@@ -161,8 +164,12 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
 
 
 def _shown(card: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """The scorecard with its figures as text: counts whole, the rest to four places."""
+    """The scorecard with its figures as text: counts whole, the rest to four places; which way is
+    better as an arrow on the measure (the table stays one screen wide)."""
     shown = card.copy()
+    arrows = ["↑" if b == "higher" else "↓" for b in card["better"]]
+    shown["measure"] = [f"{m} {a}" for m, a in zip(card["measure"], arrows, strict=True)]
+    shown = shown.drop(columns=["better"])
     for m in models:
         shown[m] = [
             "" if v is None or v != v else f"{v:.0f}" if measure == "suspicious words" else f"{v:.4f}"
@@ -321,7 +328,9 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "global_words": pd.read_csv(ex_dir / layout.GLOBAL_WORDS, keep_default_na=False),
             "behaviour": read_json(args.reports / m / layout.BEHAVIOUR_CASES),
             "behaviour_metrics": read_json(args.reports / m / layout.BEHAVIOUR),
-            "predicted": pd.read_parquet(args.predictions / f"{m}.parquet", columns=["id", "predicted"]),
+            "predictions": pd.read_parquet(
+                args.predictions / f"{m}.parquet", columns=["id", "label", "proba", "predicted"]
+            ),
             "cross_domain": read_json(args.reports / m / layout.CROSS_DOMAIN),
             "contrast": read_json(args.reports / m / layout.CONTRAST),
         }
@@ -329,11 +338,10 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
     data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()
     data["suspicious"] = pd.read_csv(args.reports / "correlate" / layout.SUSPICIOUS_WORDS, keep_default_na=False)
     data["correlate_metrics"] = read_json(args.reports / layout.CORRELATE_METRICS)
-    data["scorecard"] = build_scorecard(data)
     return data
 
 
-def build_scorecard(data: dict[str, Any]) -> dict[str, Any]:
+def build_scorecard(data: dict[str, Any], cfg: ReportConfig, seed: int) -> dict[str, Any]:
     """The scorecard table and its generated paragraph, from the loaded inputs. Pure."""
     models = data["models"]
     figures = {
@@ -344,11 +352,13 @@ def build_scorecard(data: dict[str, Any]) -> dict[str, Any]:
             "explain": d["explain_metrics"],
             "correlate": data["correlate_metrics"].get(m),
             "behaviour": d.get("behaviour_metrics"),
+            "predictions": d.get("predictions"),
+            "explanations": d.get("explanations"),
         }
         for m, d in models.items()
     }
-    card = scorecard.table(figures)
-    predicted = [d["predicted"].set_index("id")["predicted"] for d in models.values() if "predicted" in d]
+    card = scorecard.table(figures, cfg.resamples, seed)
+    predicted = [d["predictions"].set_index("id")["predicted"] for d in models.values() if "predictions" in d]
     disagreement = None
     if len(predicted) >= 2:
         joined = pd.concat(predicted, axis=1, join="inner")
@@ -360,6 +370,7 @@ def build_scorecard(data: dict[str, Any]) -> dict[str, Any]:
     text = scorecard.paragraph(
         card,
         list(models),
+        priority=cfg.priority,
         disagreement=disagreement,
         behaviour={m: d.get("behaviour") or [] for m, d in models.items()},
         suspicious=words,
@@ -378,8 +389,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scorecard", type=Path, required=True, help="the scorecard table and paragraph (.json)")
     args = p.parse_args(argv)
-    models = list(load_params(args.params).models)
-    data = load_inputs(args, models)
+    params = load_params(args.params)
+    data = load_inputs(args, list(params.models))
+    data["scorecard"] = build_scorecard(data, params.report, params.seed)
     html_text = build_report(args.dataset, data)
     card = data["scorecard"]
     write_json(args.scorecard, {"table": card["table"].to_dict(orient="records"), "paragraph": card["paragraph"]})

@@ -29,7 +29,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     featurizer, train = load_featurizer(args.features), load_split(args.features, "train")
-    result = train_model(params.model(args.model), train.X, train.y, input_dim=featurizer.input_dim, seed=params.seed)
+    result = train_model(
+        params.model(args.model),
+        train.X,
+        train.y,
+        input_dim=featurizer.input_dim,
+        seed=params.seed,
+        group=train.group,
+    )
     log.info("%s: %s", args.model, result.summary)
     write_result(result, args.out, args.history, args.summary)
 

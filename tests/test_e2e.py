@@ -73,6 +73,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
     proj = tmp_path_factory.mktemp("proj")
     yelp = write_yelp_csv(proj.parent / "reviews.csv.gz", n=200, seed=4)
     pairs = write_pairs_tsv(proj.parent / "pairs.tsv.gz", n_pairs=20, seed=5)
+    train_pairs = write_pairs_tsv(proj.parent / "train_pairs.tsv.gz", n_pairs=20, seed=6)
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
     shutil.copy(ROOT / "behaviour.yaml", proj / "behaviour.yaml")
@@ -84,6 +85,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, http_root: tuple[Path, str
     )
     params["datasets"]["yelp"].update(source=str(yelp), checksum=None)
     params["contrast"]["pairs"].update(source=str(pairs), mirror_file=None, mirror_checksum=None)
+    params["datasets"]["imdb"]["augment"]["pairs"].update(source=str(train_pairs), mirror_file=None,
+                                                          mirror_checksum=None)  # fmt: skip
     for key, value in TINY.items():
         params[key] = (
             {**params[key], **value}
@@ -203,6 +206,11 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
             assert list(cross) == [other] and 0 <= cross[other]["accuracy"] <= 1
             pairs = json.loads((proj / f"reports/{d}/{m}/contrast.json").read_text())
             assert pairs["pairs"] == 20 and 0 <= pairs["pair_consistency_low"] <= pairs["pair_consistency"] <= 1
+            if d == "imdb":  # the training pairs: on the data card, and scored in the validation carve
+                card = json.loads((proj / "reports/imdb/data_card.json").read_text())
+                assert card["augment"]["pairs"] + card["augment"]["dropped_pairs_in_test"] == 20
+                summary = json.loads((proj / f"reports/imdb/{m}/train.json").read_text())
+                assert 0 <= summary["validation_pair_consistency"] <= 1
             assert (proj / f"data/models/{d}/{m}.keras").is_file()
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
@@ -454,6 +462,14 @@ def test_a_queued_sweep_runs_two_workers_and_each_experiment_lands_in_mlflow(pro
     assert all(r.data.tags["artifacts.logged"] == "true" for r in new if r.data.tags.get("model") == "mlp")
     listed = dvc(proj, "exp", "list", "--name-only").split()
     assert set(by_exp) <= set(listed)  # and `dvc exp apply <name>` brings one back
+    # one model before and after: the committed state against an experiment, read through dvc.api
+    exp = sorted(by_exp)[0]
+    out = run(proj, sys.executable, "-m", "tools.compare", "--model", "imdb/mlp", "--before", "HEAD", "--after", exp,
+              extra_env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    header = next(line for line in out.splitlines() if line.startswith("| measure"))
+    assert f"before (HEAD) | after ({exp}) | difference (95% interval) | ahead" in header
+    accuracy = next(line for line in out.splitlines() if line.startswith("| accuracy | accuracy |"))
+    assert f"HEAD - {exp}: " in accuracy or f"{exp} - HEAD: " in accuracy  # with its paired interval
 
 
 def test_a_dvc_remote_shares_every_output(project: Path, tmp_path: Path) -> None:

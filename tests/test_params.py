@@ -11,7 +11,7 @@ from stages.common.errors import ParamsError
 from stages.common.params import Params, load_params
 from stages.common.params.loading import parse_params
 from stages.common.params.parsing import flatten, parse
-from stages.common.params.schema import DatasetConfig, FeaturizerConfig, ModelConfig
+from stages.common.params.schema import DatasetConfig, FeaturizerConfig, ModelConfig, ReportConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LSTM = {"architecture": "lstm", "dropout": 0.2, "epochs": 2, "validation_split": 0.1, "early_stopping_patience": 1}
@@ -122,8 +122,17 @@ def test_a_default_in_code_is_the_value_params_yaml_sets() -> None:
         (FeaturizerConfig, {**BOW, "ngram_range": [1]}, "lstm.ngram_range: expected 2"),
         (DatasetConfig, {"format": "reviews", "source": "x", "label_column": "y", "test_size": 1.0}, "test_size"),
         (DatasetConfig, {"format": "reviews", "source": "x"}, "lstm.label_column: give exactly one"),
+        (ModelConfig, {**LSTM, "pair_weight": 0}, "lstm.pair_weight: must be > 0"),
+        (ModelConfig, {**LSTM, "shuffled_share": 1.5}, "lstm.shuffled_share: must be in [0, 1]"),
+        (ModelConfig, {**LSTM, "architecture": "mlp", "hidden_units": [4], "shuffled_share": 0.3},
+         "lstm.shuffled_share: shuffled copies teach word order"),
+        (DatasetConfig, {"format": "aclimdb", "source": "x", "augment": {"pairs": {"source": "p"}}},
+         "lstm.augment.pairs.text_column: required key is missing"),
+        (ReportConfig, {"priority": ["accuracy", "robustness"]}, "lstm.priority: must list each of accuracy"),
+        (ReportConfig, {"priority": ["accuracy", "accuracy", "explanation"]}, "lstm.priority: must list each"),
+        (ReportConfig, {"resamples": 10}, "lstm.resamples: must be >= 100"),
     ],
-)
+)  # fmt: skip
 def test_bad_values_name_the_key(cls: type, data: dict, message: str) -> None:
     with pytest.raises(ParamsError) as err:
         parse(cls, data, "lstm")

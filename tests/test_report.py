@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.common.params.schema import EvaluateConfig
+from stages.common.params.schema import EvaluateConfig, ReportConfig
 from stages.correlate import lollipop_png
 from stages.evaluate import confusion_png, deduplicated, evaluate_predictions, order_sensitivity
 from stages.report import build_report, build_scorecard
@@ -78,12 +78,20 @@ def _inputs() -> dict:
         ],
         "cross_domain": {"yelp": {"n_test": 10, "accuracy": 0.7, "balanced_accuracy": 0.65, "roc_auc": 0.8}},
         "behaviour_metrics": {"mft": {"failure_rate": 0.25, "n_cases": 40}, "inv": {"failure_rate": 0.02}},
-        "predicted": pd.DataFrame({"id": ["a", "b", "c", "d"], "predicted": [0, 1, 1, 0]}),
-    }
+        "predictions": pd.DataFrame({"id": ["a", "b", "c", "d"], "label": [0, 1, 0, 1],
+                                     "proba": [0.2, 0.8, 0.6, 0.4], "predicted": [0, 1, 1, 0]}),
+    }  # fmt: skip
     lstm = {
         **model,
         "metrics": {**ev.metrics, "accuracy": 0.6},
-        "predicted": pd.DataFrame({"id": ["a", "b", "c", "d"], "predicted": [0, 1, 0, 0]}),
+        "predictions": pd.DataFrame(
+            {
+                "id": ["a", "b", "c", "d"],
+                "label": [0, 1, 0, 1],
+                "proba": [0.2, 0.8, 0.4, 0.3],
+                "predicted": [0, 1, 0, 0],
+            }
+        ),
     }
     data = {
         "card": {
@@ -103,7 +111,7 @@ def _inputs() -> dict:
         "suspicious": pd.DataFrame({"word": ["<i>zombie</i>"], "importance": [0.3], "model": ["lstm"]}),
         "correlate_metrics": {"mlp": {"spearman_lime_vs_correlation": 0.5}},
     }
-    data["scorecard"] = build_scorecard(data)
+    data["scorecard"] = build_scorecard(data, ReportConfig(), seed=0)
     return data
 
 
@@ -134,10 +142,12 @@ def test_report_shows_duplicates_deduplicated_cross_domain_and_behaviour() -> No
 def test_the_scorecard_opens_the_report_with_its_generated_paragraph() -> None:
     page = build_report("imdb", _inputs())
     assert page.index("<h2>Scorecard</h2>") < page.index("<h2>Data</h2>")
-    assert "<td>accuracy</td><td>higher</td><td>0.5000</td><td>0.6000</td><td>lstm</td>" in page
+    # lstm is right on one review more of four: a difference whose interval includes 0, so nobody is ahead
+    row = "<td>accuracy ↑</td><td>accuracy</td><td>0.5000</td><td>0.6000</td><td>lstm - mlp: +0.100"
+    assert row in page
     # one of the four test reviews is labelled differently by the two models
     assert "The models label 1 of the 4 test reviews differently (25.0%)." in page
     verdict = page.split("id='verdict'>")[1].split("</p>")[0]
-    assert verdict.startswith("The evidence favours lstm: ahead on 1 of 14 measures (accuracy), behind on none.")
+    assert verdict.startswith("The evidence favours neither model: none is ahead on any measure")
     assert "Inspect first in lstm: &#x27;negated positive&#x27;, 25.0% of its cases failed" in verdict
     assert "suspicious words it leans on: &lt;i&gt;zombie&lt;/i&gt;." in verdict

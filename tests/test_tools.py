@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -17,7 +18,7 @@ from stages.common.features.featurizer import Featurizer
 from stages.common.modelling.prediction import TextModel
 from stages.common.params.schema import ExplainConfig, FeaturizerConfig
 from tests.synthetic import model_config
-from tools.compare import compare_table
+from tools.compare import compare_table, fix_table
 from tools.compare import main as compare_main
 from tools.predict import main as predict_main
 from tools.predict import model_files, predict_texts
@@ -184,3 +185,34 @@ def test_batch_scoring_writes_csv_and_jsonl_and_matches_mlflow_models_predict(tm
     theirs = pd.DataFrame(json.loads((tmp_path / "mlflow.json").read_text())["predictions"])
     np.testing.assert_allclose(ours["proba"], theirs["proba"], atol=1e-6)
     assert ours["label"].tolist() == theirs["label"].tolist()
+
+
+def test_one_model_before_and_after_a_fix_with_paired_intervals() -> None:
+    rng = np.random.default_rng(0)
+    label = np.arange(2000) % 2
+    files: dict[tuple[str, str], object] = {}
+    for rev, accuracy in (("main", 0.85), ("fix", 0.92)):
+        predicted = np.where(rng.random(2000) < accuracy, label, 1 - label)
+        frame = pd.DataFrame({"id": [f"r{i}" for i in range(2000)], "label": label,
+                              "proba": np.where(predicted == 1, 0.8, 0.2), "predicted": predicted})  # fmt: skip
+        buf = io.BytesIO()
+        frame.to_parquet(buf)
+        files[("data/predictions/imdb/mlp.parquet", rev)] = buf.getvalue()
+        correct = float((predicted == label).mean())
+        for name, content in {
+            "metrics.json": {"accuracy": correct, "balanced_accuracy": correct, "roc_auc": correct},
+            "cross_domain.json": {}, "contrast.json": {}, "explain.json": {}, "behaviour.json": {},
+        }.items():  # fmt: skip
+            files[(f"reports/imdb/mlp/{name}", rev)] = json.dumps(content)
+        files[("reports/imdb/correlate.json", rev)] = "{}"
+        files[("reports/imdb/explain/mlp/explanations.json", rev)] = "[]"
+
+    def read(path: str, rev: str, binary: bool) -> object:
+        return files[(path, rev)]
+
+    card = fix_table(read, "imdb", "mlp", "main", "fix", {"reports": "reports", "predictions": "data/predictions"},
+                     resamples=200, seed=0).set_index("measure")  # fmt: skip
+    assert list(card.columns[:3]) == ["group", "better", "before (main)"] and "after (fix)" in card.columns
+    assert card.loc["accuracy", "ahead"] == "fix"
+    assert card.loc["accuracy", "difference (95% interval)"].startswith("fix - main: +0.0")
+    assert card.loc["pair consistency on minimal edits (both right)", "ahead"] == ""  # no figures: nobody

@@ -100,6 +100,35 @@ def test_validation_split_is_stratified_and_seeded() -> None:
     assert set(fit).isdisjoint(val)
 
 
+def test_validation_carve_keeps_each_pair_whole_and_leaves_ungrouped_rows_as_without_pairs() -> None:
+    y = np.array([0] * 80 + [1] * 20 + [0, 1] * 20)
+    group = np.array([""] * 100 + [f"p{i // 2}" for i in range(40)])
+    fit, val = validation_indices(y, 0.25, seed=5, group=group)
+    assert set(fit).isdisjoint(val) and len(fit) + len(val) == len(y)
+    for i in range(20):
+        members = np.flatnonzero(group == f"p{i}")
+        assert set(members) <= set(val) or set(members) <= set(fit)
+    assert len(set(val) & set(range(100, 140))) == 10  # 5 of 20 pairs
+    plain_fit, plain_val = validation_indices(y[:100], 0.25, seed=5)
+    assert np.array_equal(val[val < 100], plain_val) and np.array_equal(fit[fit < 100], plain_fit)
+
+
+def test_shuffled_copies_keep_each_reviews_words_take_label_one_half_and_only_fitting_rows() -> None:
+    from stages.common.modelling.training import _shuffled_copies
+
+    X = np.array([[0, 0, 5, 6, 7, 8], [0, 9, 10, 11, 12, 13], [3, 4, 5, 6, 7, 8], [0, 0, 0, 2, 3, 4]])
+    y = np.array([1, 0, 1, 0], dtype=np.float32)
+    fit_idx = np.array([0, 1, 2])
+    X2, y2, w2, fit2 = _shuffled_copies(X, y, None, fit_idx, 2 / 3, seed=1)
+    assert len(X2) == 6 and np.array_equal(X2[:4], X) and w2 is None
+    assert np.array_equal(y2[4:], [0.5, 0.5]) and np.array_equal(fit2, [0, 1, 2, 4, 5])
+    for copy in X2[4:]:
+        source = next(row for row in X[:3] if sorted(row) == sorted(copy))  # the same words, padding in place
+        assert np.array_equal(copy == 0, source == 0)
+    again = _shuffled_copies(X, y, None, fit_idx, 2 / 3, seed=1)[0]
+    assert np.array_equal(again, X2)
+
+
 def test_saved_model_reloads_in_safe_mode(tmp_path: Path, corpus) -> None:
     result, proba = _fit(MLP, "bow", corpus, seed=1)
     path = tmp_path / "m.keras"

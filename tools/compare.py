@@ -1,10 +1,15 @@
-"""compare: the last N pipeline runs of a dataset side by side, from MLflow.
+"""compare: the last N pipeline runs of a dataset side by side, from MLflow; or one model before and after a fix.
 
 ``make compare`` (or ``python -m tools.compare --dataset imdb -n 5``) prints, for each
 dataset, one column per run (newest first): its DVC experiment name and commit, the params
 that differ between those runs, and the headline metrics of every model. Reads the parent
 runs the track stage logs (``run.kind = pipeline``) from ``MLFLOW_TRACKING_URI`` or the
 project's ``mlflow.db``.
+
+``python -m tools.compare --model imdb/mlp --before main --after <exp>`` prints the scorecard of
+one model against itself: each measure at two revisions (git commits, branches, tags or DVC
+experiment names; files read through ``dvc.api``, DVC-cached outputs included), the difference
+with its 95% interval (paired over the same test and explained reviews) and which side is ahead.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from typing import Any
 
 import pandas as pd
 
+from stages.common.data import layout
 from stages.common.params import DEFAULT_PARAMS, load_params
+from stages.common.report import scorecard
 from stages.common.tracking.tracker import default_tracking_uri
 
 DEFAULT_METRICS = ("*.test_accuracy", "*.test_balanced_accuracy", "*.test_roc_auc", "*.explain_aopc_comprehensiveness")
@@ -55,6 +62,54 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+Reader = Any  # (path, rev, binary) -> the file's bytes or text at that revision
+
+
+def model_figures(read: Reader, rev: str, dataset: str, model: str, paths: dict[str, str]) -> dict[str, Any]:
+    """Everything the scorecard reads about one model, at one revision."""
+    import io
+    import json
+
+    reports = f"{paths['reports']}/{dataset}"
+
+    def js(path: str) -> Any:
+        return json.loads(read(path, rev, False))
+
+    return {
+        "metrics": js(f"{reports}/{model}/{layout.METRICS}"),
+        "cross_domain": js(f"{reports}/{model}/{layout.CROSS_DOMAIN}"),
+        "contrast": js(f"{reports}/{model}/{layout.CONTRAST}"),
+        "explain": js(f"{reports}/{model}/{layout.EXPLAIN_METRICS}"),
+        "correlate": js(f"{reports}/{layout.CORRELATE_METRICS}").get(model),
+        "behaviour": js(f"{reports}/{model}/{layout.BEHAVIOUR}"),
+        "explanations": js(f"{reports}/explain/{model}/{layout.EXPLANATIONS}"),
+        "predictions": pd.read_parquet(io.BytesIO(read(f"{paths['predictions']}/{dataset}/{model}.parquet", rev, 1))),
+    }
+
+
+def fix_table(
+    read: Reader, dataset: str, model: str, before: str, after: str, paths: dict[str, str], resamples: int, seed: int
+) -> pd.DataFrame:
+    """One model's scorecard at two revisions: columns ``before``/``after`` values, the difference and who is ahead."""
+    figures = {rev: model_figures(read, rev, dataset, model, paths) for rev in (before, after)}
+    card = scorecard.table(figures, resamples, seed)
+    return card.rename(columns={before: f"before ({before})", after: f"after ({after})"})
+
+
+def markdown(card: pd.DataFrame) -> str:
+    """A scorecard as a Markdown table, figures to four places."""
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in card.itertuples(index=False)]
+    lines = ["| " + " | ".join(card.columns) + " |", "|" + "---|" * len(card.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def dvc_read(path: str, rev: str, binary: bool) -> Any:
+    """A file at a revision (git commit, branch, tag or DVC experiment), git- or DVC-tracked."""
+    import dvc.api
+
+    return dvc.api.read(path, rev=rev, mode="rb" if binary else "r")
+
+
 def latest_runs(client: Any, experiment: str, n: int) -> list[Any]:
     """The ``n`` newest finished pipeline (parent) runs of an experiment."""
     exp = client.get_experiment_by_name(experiment)
@@ -69,8 +124,12 @@ def latest_runs(client: Any, experiment: str, n: int) -> list[Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: ``python -m tools.compare [--dataset imdb] [-n 5] [--metric '*.test_f1']``."""
+    """CLI: ``python -m tools.compare [--dataset imdb] [-n 5] [--metric '*.test_f1']``, or
+    ``python -m tools.compare --model imdb/mlp --before REV --after REV``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="dataset/model to compare with itself across --before and --after")
+    p.add_argument("--before", help="git revision or DVC experiment name (with --model)")
+    p.add_argument("--after", help="git revision or DVC experiment name (with --model; default: the workspace's HEAD)")
     p.add_argument("--dataset", action="append", help="dataset(s) to show (default: all in params.yaml)")
     p.add_argument("-n", type=int, default=5, help="how many of the newest runs (default 5)")
     p.add_argument("--metric", action="append", help="metric name pattern(s), e.g. '*.test_f1' (default: headline)")
@@ -81,6 +140,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
 
     params = load_params(args.params)
+    if args.model:
+        if not args.before or "/" not in args.model:
+            p.error("--model DATASET/MODEL needs --before REV")
+        dataset, model = args.model.split("/", 1)
+        after = args.after or "HEAD"
+        card = fix_table(dvc_read, dataset, model, args.before, after, layout.dvc_paths(),
+                         params.report.resamples, params.seed)  # fmt: skip
+        sys.stdout.write(markdown(card) + "\n")
+        return
     client = mlflow.MlflowClient(args.tracking_uri or default_tracking_uri())
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 40):
         for dataset in args.dataset or list(params.datasets):

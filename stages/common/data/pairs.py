@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from stages.common.data.duplicates import find_duplicates
 from stages.common.errors import DataError
 from stages.common.params.schema import PairsConfig
 
@@ -57,3 +59,46 @@ def read_pairs(path: Path, cfg: PairsConfig) -> pd.DataFrame:
             "a pair is two rows with opposite labels"
         )
     return df.reset_index(drop=True)
+
+
+def add_pairs(
+    table: pd.DataFrame, pairs: pd.DataFrame, jaccard: float, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``table`` (a prepared review table) with ``pairs`` appended to its training split. Pure.
+
+    A pair whose member is (or is nearly, at ``jaccard``) a test review is dropped whole: the
+    test split stays unseen. Appended rows have id ``pairs/<pair>/<pos|neg>`` and ``group`` the pair
+    (the validation carve keeps a group together; the rows of ``table``: ``""``). Returns the table
+    and the data card's count of what was added and dropped.
+    """
+    test = table[table["split"] == "test"]
+    probe = find_duplicates(
+        [*test["id"], *pairs.index.astype(str)],
+        [*test["text"], *pairs["text"]],
+        ["train"] * len(test) + ["test"] * len(pairs),  # "test" here: the pair rows, looked up in the test split
+        jaccard,
+        seed,
+    )
+    leaked = probe.in_train[len(test) :]
+    dropped = set(pairs.loc[leaked, "pair"])
+    kept = pairs[~pairs["pair"].isin(dropped)]
+    rows = pd.DataFrame(
+        {
+            "id": "pairs/" + kept["pair"] + "/" + np.where(kept["label"] == 1, "pos", "neg"),
+            "text": kept["text"],
+            "label": kept["label"].astype(np.int8),
+            "split": "train",
+            "rating": np.nan,
+            "group": kept["pair"],
+        }
+    )
+    if rows["id"].duplicated().any():
+        raise DataError(f"pairs: pair {rows.loc[rows['id'].duplicated(), 'group'].iloc[0]!r} occurs twice")
+    base = table.assign(group="") if "group" not in table else table
+    out = pd.concat([base, rows], ignore_index=True)
+    card = {
+        "pairs": int(kept["pair"].nunique()),
+        "rows": len(rows),
+        "dropped_pairs_in_test": len(dropped),
+    }
+    return out, card

@@ -24,6 +24,7 @@ class Split:
     X: Any
     y: np.ndarray
     ids: np.ndarray
+    group: np.ndarray | None = None  # per row: a minimal-edit pair's id (datasets.<name>.augment), else ""
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -46,7 +47,12 @@ def load_split(features_dir: Path, split: str) -> Split:
     if not path.is_file():
         raise DataError(f"{path}: features not found; re-run the vectorize stage")
     arrays = load_npz(path)
-    return Split(X=features_from_npz(arrays), y=arrays["y"].astype(np.int64), ids=arrays["id"])
+    return Split(
+        X=features_from_npz(arrays),
+        y=arrays["y"].astype(np.int64),
+        ids=arrays["id"],
+        group=arrays.get("group"),
+    )
 
 
 def transform_splits(table: pd.DataFrame, featurizer: Featurizer) -> dict[str, dict[str, np.ndarray]]:
@@ -57,6 +63,8 @@ def transform_splits(table: pd.DataFrame, featurizer: Featurizer) -> dict[str, d
         arrays = features_to_npz(featurizer.transform(part["text"].tolist()))
         arrays["y"] = part["label"].to_numpy(dtype=np.int8)
         arrays["id"] = part["id"].to_numpy(dtype=str)
+        if split == "train" and "group" in part and (part["group"] != "").any():
+            arrays["group"] = part["group"].to_numpy(dtype=str)
         splits[split] = arrays
     return splits
 

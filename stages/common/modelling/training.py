@@ -28,6 +28,7 @@ from stages.common.errors import DataError
 from stages.common.features.featurizer import Featurizer, extend_vocabulary
 from stages.common.modelling.models import build_model, configure_determinism, distribution_strategy, grow_inputs
 from stages.common.modelling.persistence import save_model
+from stages.common.modelling.prediction import predict_proba
 from stages.common.params.schema import FinetuneConfig, FinetuneModelConfig, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,27 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-def validation_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified (train, validation) row indices carved from the training split."""
+def validation_indices(
+    y: np.ndarray, fraction: float, seed: int, group: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) row indices carved from the training split.
+
+    Rows without a group (``""``) are split stratified by label; rows sharing a group (the two
+    members of a minimal-edit pair) go to the same side, ``fraction`` of the groups to validation.
+    """
     idx = np.arange(len(y))
+    grouped = np.zeros(len(y), dtype=bool) if group is None else np.asarray(group) != ""
     try:
-        fit_idx, val_idx = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
+        fit_idx, val_idx = train_test_split(idx[~grouped], test_size=fraction, stratify=y[~grouped], random_state=seed)
     except ValueError as exc:
         raise DataError(f"cannot carve a stratified validation split of {fraction} ({exc})") from None
+    if grouped.any():
+        names = np.unique(np.asarray(group)[grouped])
+        rng = np.random.default_rng(seed)
+        val_groups = rng.choice(names, size=max(1, round(fraction * len(names))), replace=False)
+        to_val = grouped & np.isin(np.asarray(group), val_groups)
+        fit_idx = np.concatenate([fit_idx, idx[grouped & ~to_val]])
+        val_idx = np.concatenate([val_idx, idx[to_val]])
     return np.sort(fit_idx), np.sort(val_idx)
 
 
@@ -63,12 +78,15 @@ def _fit(
     *,
     epochs: int,
     batch_size: int,
+    weight: np.ndarray | None = None,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """``model.fit`` on the fitting rows, validated on the carved-out ones (Keras' History)."""
+    """``model.fit`` on the fitting rows (weighted by ``weight``), validated on the carved-out ones
+    unweighted (Keras' History)."""
     return model.fit(
         X[fit_idx],
         y[fit_idx],
+        sample_weight=None if weight is None else weight[fit_idx],
         validation_data=(X[val_idx], y[val_idx]),
         epochs=epochs,
         batch_size=batch_size,
@@ -86,13 +104,24 @@ def train_model(
     input_dim: int,
     seed: int,
     initial: Any = None,
+    group: np.ndarray | None = None,
 ) -> TrainResult:
-    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed."""
+    """Build (starting from ``initial``'s weights if given), fit and return a model. Deterministic for a seed.
+
+    ``group``: per row, the minimal-edit pair it belongs to (``""``: none); a pair stays whole in
+    the validation carve and its rows weigh ``cfg.pair_weight`` in the loss. With pairs, the
+    summary has the validation pairs' consistency (both members right): a figure to choose the
+    weight by without the test split.
+    """
     import keras
 
     configure_determinism(seed)
-    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed)
+    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed, group)
+    paired = group is not None and bool((np.asarray(group) != "").any())
+    weight = np.where(np.asarray(group) != "", cfg.pair_weight, 1.0).astype(np.float32) if paired else None
     y = y.astype(np.float32)
+    if cfg.shuffled_share > 0:
+        X, y, weight, fit_idx = _shuffled_copies(X, y, weight, fit_idx, cfg.shuffled_share, seed)
     with distribution_strategy(cfg.distribution).scope():
         model = build_model(cfg, input_dim=input_dim)
         if initial is not None:  # the same architecture (same params section): start from its weights
@@ -104,7 +133,9 @@ def train_model(
                 monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
             )
         )
-    fit = _fit(model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks)
+    fit = _fit(
+        model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, weight=weight, callbacks=callbacks
+    )
     hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
     hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
     # the weights kept: the best epoch's with early stopping, the last epoch's without
@@ -118,7 +149,36 @@ def train_model(
         "validation_rows": len(val_idx),
         "parameters": int(model.count_params()),
     }
+    if paired and (np.asarray(group)[val_idx] != "").any():
+        summary["validation_pair_consistency"] = _pair_consistency(model, X, y, val_idx, np.asarray(group))
     return TrainResult(model=model, history=hist, summary=summary)
+
+
+def _shuffled_copies(
+    X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, fit_idx: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """A seeded ``share`` of the fitting rows added again with their words shuffled and label 0.5:
+    a word-order-blind reading is then no better than a coin, so the model has to use the order."""
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(fit_idx, size=round(share * len(fit_idx)), replace=False))
+    copies = np.array(X[picked], copy=True)
+    for row in copies:
+        words = row != 0
+        row[words] = rng.permutation(row[words])
+    start = len(y)
+    X = np.concatenate([X, copies])
+    y = np.concatenate([y, np.full(len(picked), 0.5, dtype=np.float32)])
+    if weight is not None:
+        weight = np.concatenate([weight, np.ones(len(picked), dtype=np.float32)])
+    return X, y, weight, np.concatenate([fit_idx, np.arange(start, start + len(picked))])
+
+
+def _pair_consistency(model: Any, X: Any, y: np.ndarray, val_idx: np.ndarray, group: np.ndarray) -> float:
+    """The share of the validation rows' groups (pairs) whose every member the model gets right."""
+    rows = val_idx[group[val_idx] != ""]
+    right = (predict_proba(model, X[rows]) >= 0.5) == (y[rows] >= 0.5)
+    both = pd.Series(right).groupby(group[rows]).all()
+    return round(float(both.mean()), 6)
 
 
 def weight_soup(models: Iterable[Any]) -> Any:
@@ -189,6 +249,7 @@ def finetune(
     )
     train = splits["train"]
     X, y = features_from_npz(train), train["y"].astype(np.int64)
+    group = train.get("group")
 
     def fine_tune(i: int) -> TrainResult:
         return train_model(
@@ -198,6 +259,7 @@ def finetune(
             input_dim=featurizer.input_dim,
             seed=seed + i,
             initial=source_model,
+            group=group,
         )
 
     result = fine_tune(0)

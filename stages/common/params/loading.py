@@ -27,6 +27,7 @@ SECTIONS = (
     "select",
     "explain",
     "correlate",
+    "report",
     "track",
     "sweep",
 )

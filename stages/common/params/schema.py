@@ -19,6 +19,32 @@ from stages.common.params.parsing import check, parse
 
 
 @dataclass(frozen=True)
+class PairsConfig:
+    """A table of minimal-edit pairs: a review and a copy edited as little as possible to flip its label."""
+
+    source: str  # an http(s) URL or a local path, as for datasets
+    text_column: str
+    label_column: str
+    pair_column: str  # the two rows of a pair share its value
+    positive_label: str  # the label column's value for a positive review; the other value is negative
+    checksum: str | None = None
+    mirror_file: str | None = None
+    mirror_checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """``datasets.<name>.augment``: minimal-edit pairs added to a dataset's training split.
+
+    Each pair stays whole on one side of the validation carve; a pair with a member that is also
+    (or nearly) a test review is dropped and counted on the data card. How much a pair weighs in
+    training is each model's ``pair_weight``.
+    """
+
+    pairs: PairsConfig
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """``datasets.<name>``: where a dataset comes from and how to read it."""
 
@@ -34,6 +60,7 @@ class DatasetConfig:
     positive_min: float | None = None
     split_column: str | None = None
     test_size: float = 0.2
+    augment: AugmentConfig | None = None  # minimal-edit pairs added to the training split
 
     def validate(self, path: str) -> None:
         """Cross-field checks with key paths."""
@@ -138,9 +165,11 @@ class ModelConfig:
     bidirectional: bool = True
     pooling: Literal["last", "mean"] = "mean"  # the LSTM's last state, or the mean of its states over the words
     recurrent_dropout: float = 0.0
+    shuffled_share: float = 0.0  # this share of the training reviews added with shuffled words and label 0.5
     # both (Adam)
     learning_rate: float = 0.001
     batch_size: int = 64
+    pair_weight: float = 5.0  # a minimal-edit pair row weighs this in the loss (datasets.<name>.augment); a review: 1
     # how training spreads over hardware: tf.distribute strategies (README: scaling)
     distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
 
@@ -149,6 +178,11 @@ class ModelConfig:
         check(self.epochs >= 1, f"{path}.epochs", f"must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"{path}.batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.learning_rate > 0, f"{path}.learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.pair_weight > 0, f"{path}.pair_weight", f"must be > 0, got {self.pair_weight}")
+        share = self.shuffled_share
+        check(0.0 <= share <= 1.0, f"{path}.shuffled_share", f"must be in [0, 1], got {share}")
+        check(self.shuffled_share == 0 or self.architecture == "lstm", f"{path}.shuffled_share",
+              "shuffled copies teach word order: an lstm option (a bag of words has no order)")  # fmt: skip
         check(0.0 <= self.dropout < 1.0, f"{path}.dropout", f"must be in [0, 1), got {self.dropout}")
         check(
             0.0 <= self.recurrent_dropout < 1.0,
@@ -211,20 +245,6 @@ class FinetuneConfig:
         """``finetune.per_model.<name>``."""
         check(name in self.per_model, f"finetune.per_model.{name}", "missing: every model needs its block")
         return self.per_model[name]
-
-
-@dataclass(frozen=True)
-class PairsConfig:
-    """A table of minimal-edit pairs: a review and a copy edited as little as possible to flip its label."""
-
-    source: str  # an http(s) URL or a local path, as for datasets
-    text_column: str
-    label_column: str
-    pair_column: str  # the two rows of a pair share its value
-    positive_label: str  # the label column's value for a positive review; the other value is negative
-    checksum: str | None = None
-    mirror_file: str | None = None
-    mirror_checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +349,27 @@ class CorrelateConfig:
         FeaturizerConfig(kind="bow", max_tokens=self.max_tokens, min_count=1, skip_top=self.skip_top).validate(path)
 
 
+SCORECARD_GROUPS = ("accuracy", "robustness", "explanation")  # the scorecard's groups of measures
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``report:``: how the scorecard's verdict weighs its measures."""
+
+    # the groups, most important first: the first group in which a model is ahead decides
+    priority: tuple[str, ...] = SCORECARD_GROUPS
+    resamples: int = 1000  # bootstrap resamples for the 95% interval of each difference
+
+    def validate(self, path: str) -> None:
+        """Every group once, and enough resamples for a 95% interval."""
+        check(
+            sorted(self.priority) == sorted(SCORECARD_GROUPS),
+            f"{path}.priority",
+            f"must list each of {', '.join(SCORECARD_GROUPS)} once, got {list(self.priority)}",
+        )
+        check(self.resamples >= 100, f"{path}.resamples", f"must be >= 100, got {self.resamples}")
+
+
 @dataclass(frozen=True)
 class RegisterConfig:
     """``track.register``: which model run the registry's ``champion`` alias points at."""
@@ -404,6 +445,7 @@ class Params:
     select: SelectConfig
     explain: ExplainConfig
     correlate: CorrelateConfig
+    report: ReportConfig
     track: TrackConfig
     sweep: SweepConfig | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)  # the file as read: MLflow logs it, a sweep edits it
@@ -486,6 +528,7 @@ def build_params(raw: Mapping[str, Any]) -> Params:
         select=parse(SelectConfig, raw["select"], "select"),
         explain=parse(ExplainConfig, raw["explain"], "explain"),
         correlate=parse(CorrelateConfig, raw["correlate"], "correlate"),
+        report=parse(ReportConfig, raw["report"], "report"),
         track=parse(TrackConfig, raw["track"], "track"),
         sweep=parse(SweepConfig, raw["sweep"], "sweep") if "sweep" in raw else None,
         raw=raw,

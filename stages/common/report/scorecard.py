@@ -1,40 +1,242 @@
 """The scorecard: every trust figure of a dataset's models in one table, and a paragraph written by a rule.
 
-The rule (also in the README): a model is *ahead* on a measure when it is better than every other
-model by more than the measure's margin (below: the noise a measure carries, such as the spread
-between training seeds for accuracy). The evidence favours the model ahead on the most
-measures; with a tie, no model is favoured. The paragraph then names where the models disagree
-(the share of test reviews they label differently, the behavioural test with the widest gap) and
-what to inspect first: the favoured model's (or, with a tie, every model's) most-failed
-behavioural test and its suspicious words. Nothing in it is written by hand.
+The rule (also in the README): a model is *ahead* on a measure when the 95% interval of its
+difference to every other model excludes 0 in its favour (:mod:`.significance`: a paired
+bootstrap where both models' per-item outcomes are kept, else an interval for two independent
+proportions; a measure with neither is shown and never counts). Measures come in groups, taken
+in the order ``report.priority`` gives (default: accuracy on the model's own test split, then
+robustness, then explanation quality). The first group in which some model is ahead decides: the
+model ahead there and behind on none of that group's measures is favoured; when two models are
+each ahead on a measure of that group, none is. A later group never overrules an earlier one.
+The paragraph then names where the models disagree and what to inspect first. Nothing in it is
+written by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from stages.common.params.schema import SCORECARD_GROUPS
+from stages.common.report.significance import (
+    Interval,
+    RocAuc,
+    balanced_accuracy,
+    bootstrap_counts,
+    paired_interval,
+    proportion_interval,
+    weighted_mean,
+)
+
+GROUPS = SCORECARD_GROUPS
+BEHAVIOUR_KINDS = {"mft": "minimum functionality", "inv": "invariance", "dir": "directional", "typo": "typos"}
+Figures = Mapping[str, Any]
+Statistic = Callable[[np.ndarray], float]  # a measure of a model's items, given each item's weight
 
 
 @dataclass(frozen=True)
 class Measure:
-    """One scorecard row: how to read it from a model's figures, and which way is better."""
+    """One scorecard row: its group, which way is better, each model's value and the interval of a difference."""
 
     label: str
     better: str  # "higher" | "lower"
-    margin: float
-
-
-ACCURACY_MARGIN = 0.005  # above the spread between training seeds (docs/decisions.md)
-TRUST_MARGIN = 0.02
-RATE_MARGIN = 0.02  # two points of behavioural failure rate
-BEHAVIOUR_KINDS = {"mft": "minimum functionality", "inv": "invariance", "dir": "directional", "typo": "typos"}
+    group: str  # one of GROUPS
+    value: Callable[[Figures], float | None]
+    # (model a, model b) -> 95% interval of value(a) - value(b); None: no interval, never ahead
+    interval: Callable[[str, str], Interval | None]
 
 
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for key in keys:
+        d = (d or {}).get(key) if isinstance(d, Mapping) or d is None else None
+    return d
+
+
+def _rate(models: Mapping[str, Figures], rate: Callable[[Figures], Any], count: Callable[[Figures], Any]) -> Any:
+    """Interval for a rate kept with its count only: two independent proportions."""
+
+    def interval(a: str, b: str) -> Interval | None:
+        pa, pb, na, nb = rate(models[a]), rate(models[b]), count(models[a]), count(models[b])
+        if None in (_num(pa), _num(pb), _num(na), _num(nb)):
+            return None
+        return proportion_interval(float(pa), int(na), float(pb), int(nb))
+
+    return interval
+
+
+def _none(a: str, b: str) -> None:
+    return None
+
+
+class _Paired:
+    """Per-item outcomes of every model on the same items, and the bootstrap resamples over them."""
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame | None], key: str, resamples: int, seed: int) -> None:
+        self.data: dict[str, pd.DataFrame] = {}
+        if frames and all(f is not None and len(f) for f in frames.values()):
+            shared = set.intersection(*(set(f[key]) for f in frames.values()))  # type: ignore[union-attr]
+            if shared:
+                self.data = {m: f[f[key].isin(shared)].sort_values(key) for m, f in frames.items()}  # type: ignore[union-attr]
+        n = len(next(iter(self.data.values()))) if self.data else 0
+        self.counts = bootstrap_counts(n, resamples, seed) if n else np.zeros((0, 0))
+
+    def interval(self, stat: Callable[[pd.DataFrame], Statistic]) -> Callable[[str, str], Interval | None]:
+        """Interval of ``stat(a) - stat(b)`` over the shared resamples; ``stat(frame)`` is the statistic
+        of one model's items as a function of the items' weights."""
+
+        def interval(a: str, b: str) -> Interval | None:
+            if not self.data:
+                return None
+            sa, sb = stat(self.data[a]), stat(self.data[b])
+            return paired_interval(lambda w: sa(w) - sb(w), self.counts)
+
+        return interval
+
+
+def _accuracy(d: pd.DataFrame) -> Statistic:
+    correct = (d["predicted"] == d["label"]).to_numpy(float)
+    return lambda w: weighted_mean(correct, w)
+
+
+def _balanced(d: pd.DataFrame) -> Statistic:
+    y, correct = d["label"].to_numpy(), (d["predicted"] == d["label"]).to_numpy(float)
+    return lambda w: balanced_accuracy(y, correct, w)
+
+
+def _auc(d: pd.DataFrame) -> Statistic:
+    return RocAuc(d["label"].to_numpy(), d["proba"].to_numpy())
+
+
+def _mean_of(column: str) -> Callable[[pd.DataFrame], Statistic]:
+    def stat(d: pd.DataFrame) -> Statistic:
+        values = d[column].to_numpy(float)
+        return lambda w: weighted_mean(values, w)
+
+    return stat
+
+
+def _per_review(explanations: Sequence[Mapping[str, Any]] | None) -> pd.DataFrame | None:
+    """Each explained review's comprehensiveness and sufficiency (their AOPC) and stability."""
+    if not explanations or not all("comprehensiveness" in e and "sufficiency" in e for e in explanations):
+        return None
+    return pd.DataFrame(
+        {
+            "review_id": [e["review_id"] for e in explanations],
+            "comprehensiveness": [float(np.mean(e["comprehensiveness"])) for e in explanations],
+            "sufficiency": [float(np.mean(e["sufficiency"])) for e in explanations],
+            "stability": [float(e.get("stability_jaccard", np.nan)) for e in explanations],
+        }
+    )
+
+
+def measures(models: Mapping[str, Figures], resamples: int, seed: int) -> list[Measure]:
+    """The scorecard's measures. ``models[name]`` holds ``metrics``, ``cross_domain``, ``contrast``,
+    ``explain`` (explain metrics), ``correlate`` (its correlate entry), ``behaviour`` (behave's
+    metrics) and, for the paired intervals, ``predictions`` (test split: ``id``, ``label``,
+    ``proba``, ``predicted``) and ``explanations`` (explain's per-review entries)."""
+    test = _Paired({m: d.get("predictions") for m, d in models.items()}, "id", resamples, seed)
+    reviews = _Paired({m: _per_review(d.get("explanations")) for m, d in models.items()}, "review_id", resamples, seed)
+    random = {m: _get(d, "explain") or {} for m, d in models.items()}
+
+    out = [
+        Measure("accuracy", "higher", "accuracy", lambda d: _num(_get(d, "metrics", "accuracy")),
+                test.interval(_accuracy)),
+        Measure("balanced accuracy", "higher", "accuracy", lambda d: _num(_get(d, "metrics", "balanced_accuracy")),
+                test.interval(_balanced)),
+        Measure("ROC AUC", "higher", "accuracy", lambda d: _num(_get(d, "metrics", "roc_auc")), test.interval(_auc)),
+    ]  # fmt: skip
+    others = list(dict.fromkeys(o for d in models.values() for o in (d.get("cross_domain") or {})))
+    for other in others:
+        out.append(
+            Measure(
+                f"accuracy on {other} reviews",
+                "higher",
+                "robustness",
+                lambda d, o=other: _num(_get(d, "cross_domain", o, "accuracy")),
+                _rate(
+                    models,
+                    lambda d, o=other: _get(d, "cross_domain", o, "accuracy"),
+                    lambda d, o=other: _get(d, "cross_domain", o, "n_test"),
+                ),
+            )
+        )
+    out.append(
+        Measure(
+            "pair consistency on minimal edits (both right)",
+            "higher",
+            "robustness",
+            lambda d: _num(_get(d, "contrast", "pair_consistency")),
+            _rate(models, lambda d: _get(d, "contrast", "pair_consistency"), lambda d: _get(d, "contrast", "pairs")),
+        )
+    )
+    for kind, name in BEHAVIOUR_KINDS.items():
+        out.append(
+            Measure(
+                f"behavioural failure rate: {name}",
+                "lower",
+                "robustness",
+                lambda d, k=kind: _num(_get(d, "behaviour", k, "failure_rate")),
+                _rate(
+                    models,
+                    lambda d, k=kind: _get(d, "behaviour", k, "failure_rate"),
+                    lambda d, k=kind: _get(d, "behaviour", k, "n_cases"),
+                ),
+            )
+        )
+
+    def gain(a: str, b: str, column: str) -> Interval | None:
+        """Interval of a LIME-over-random gain: the per-review AOPC resampled, the random baseline as measured."""
+        rand = f"aopc_{column}_random"
+        iv = reviews.interval(_mean_of(column))(a, b)
+        if iv is None or _num(random[a].get(rand)) is None or _num(random[b].get(rand)) is None:
+            return None
+        base = random[a][rand] - random[b][rand]
+        # comprehensiveness: LIME's minus random's; sufficiency: random's minus LIME's (lower is better)
+        return (iv[0] - base, iv[1] - base) if column == "comprehensiveness" else (base - iv[1], base - iv[0])
+
+    out += [
+        Measure(
+            "comprehensiveness over random words",
+            "higher",
+            "explanation",
+            lambda d: _diff(_get(d, "explain", "aopc_comprehensiveness"),
+                            _get(d, "explain", "aopc_comprehensiveness_random")),
+            lambda a, b: gain(a, b, "comprehensiveness"),
+        ),
+        Measure(
+            "sufficiency over random words",
+            "higher",
+            "explanation",
+            lambda d: _diff(_get(d, "explain", "aopc_sufficiency_random"), _get(d, "explain", "aopc_sufficiency")),
+            lambda a, b: gain(a, b, "sufficiency"),
+        ),
+        Measure(
+            "stability of explanations (top-10 Jaccard)",
+            "higher",
+            "explanation",
+            lambda d: _num(_get(d, "explain", "stability_top10_jaccard")),
+            reviews.interval(_mean_of("stability")),
+        ),
+        Measure(
+            "agreement with word-label correlation (Spearman)",
+            "higher",
+            "explanation",
+            lambda d: _num(_get(d, "correlate", "spearman_lime_vs_correlation")),
+            _none,
+        ),
+        Measure(
+            "suspicious words", "lower", "explanation", lambda d: _num(_get(d, "correlate", "suspicious_words")), _none
+        ),
+    ]  # fmt: skip
+    return out
 
 
 def _diff(a: Any, b: Any) -> float | None:
@@ -42,118 +244,89 @@ def _diff(a: Any, b: Any) -> float | None:
     return None if a is None or b is None else round(a - b, 6)
 
 
-def rows(models: Mapping[str, Mapping[str, Any]]) -> list[tuple[Measure, dict[str, float | None]]]:
-    """The measures and each model's value. ``models[name]`` holds ``metrics``, ``cross_domain``, ``contrast``,
-    ``explain`` (explain metrics), ``correlate`` (its correlate entry) and ``behaviour`` (behave's
-    metrics)."""
-    out: list[tuple[Measure, dict[str, float | None]]] = []
-
-    def add(measure: Measure, get: Any) -> None:
-        out.append((measure, {m: get(d) for m, d in models.items()}))
-
-    add(Measure("accuracy", "higher", ACCURACY_MARGIN), lambda d: _num(d["metrics"].get("accuracy")))
-    add(Measure("balanced accuracy", "higher", ACCURACY_MARGIN), lambda d: _num(d["metrics"].get("balanced_accuracy")))
-    add(Measure("ROC AUC", "higher", ACCURACY_MARGIN), lambda d: _num(d["metrics"].get("roc_auc")))
-    others = list(dict.fromkeys(o for d in models.values() for o in (d.get("cross_domain") or {})))
-    for other in others:
-        add(
-            Measure(f"accuracy on {other} reviews", "higher", ACCURACY_MARGIN),
-            lambda d, o=other: _num(((d.get("cross_domain") or {}).get(o) or {}).get("accuracy")),
-        )
-    add(
-        Measure("pair consistency on minimal edits (both right)", "higher", RATE_MARGIN),
-        lambda d: _num((d.get("contrast") or {}).get("pair_consistency")),
-    )
-    add(
-        Measure("comprehensiveness over random words", "higher", TRUST_MARGIN),
-        lambda d: _diff(d["explain"].get("aopc_comprehensiveness"), d["explain"].get("aopc_comprehensiveness_random")),
-    )
-    add(
-        Measure("sufficiency over random words", "higher", TRUST_MARGIN),
-        lambda d: _diff(d["explain"].get("aopc_sufficiency_random"), d["explain"].get("aopc_sufficiency")),
-    )
-    add(
-        Measure("stability of explanations (top-10 Jaccard)", "higher", TRUST_MARGIN),
-        lambda d: _num(d["explain"].get("stability_top10_jaccard")),
-    )
-    add(
-        Measure("agreement with word-label correlation (Spearman)", "higher", TRUST_MARGIN),
-        lambda d: _num((d.get("correlate") or {}).get("spearman_lime_vs_correlation")),
-    )
-    for kind, name in BEHAVIOUR_KINDS.items():
-        add(
-            Measure(f"behavioural failure rate: {name}", "lower", RATE_MARGIN),
-            lambda d, k=kind: _num(((d.get("behaviour") or {}).get(k) or {}).get("failure_rate")),
-        )
-    add(
-        Measure("suspicious words", "lower", 1.0),
-        lambda d: _num((d.get("correlate") or {}).get("suspicious_words")),
-    )
-    return out
-
-
-def ahead(measure: Measure, values: Mapping[str, float | None]) -> str | None:
-    """The model better than every other by more than the margin, if there is one."""
+def ahead(measure: Measure, values: Mapping[str, float | None]) -> tuple[str | None, str]:
+    """The model whose difference to every other has a 95% interval excluding 0 in its favour, if any,
+    and the interval of the leader's difference to the runner-up as text."""
     known = {m: v for m, v in values.items() if v is not None}
     if len(known) < 2:
-        return None
+        return None, ""
     sign = 1.0 if measure.better == "higher" else -1.0
-    best = max(known, key=lambda m: sign * known[m])
-    if all(sign * (known[best] - v) > measure.margin for m, v in known.items() if m != best):
-        return best
-    return None
+    order = sorted(known, key=lambda m: -sign * known[m])
+    best, runner = order[0], order[1]
+    intervals = {m: measure.interval(best, m) for m in order[1:]}
+    shown = intervals[runner]
+    text = "no interval" if shown is None else f"{known[best] - known[runner]:+.3f} [{shown[0]:+.3f}, {shown[1]:+.3f}]"
+    wins = all(iv is not None and (iv[0] > 0 if sign > 0 else iv[1] < 0) for iv in intervals.values())
+    return (best if wins else None), f"{best} - {runner}: {text}"
 
 
-def table(models: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """The scorecard as a table: measure, which way is better, one column per model, who is ahead."""
+def table(models: Mapping[str, Figures], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The scorecard as a table: measure, group, which way is better, one column per model, the
+    leader's difference to the runner-up with its 95% interval, and who is ahead."""
     records = []
-    for measure, values in rows(models):
+    for measure in measures(models, resamples, seed):
+        values = {m: measure.value(d) for m, d in models.items()}
+        leader, difference = ahead(measure, values)
         records.append(
-            {"measure": measure.label, "better": measure.better, **values, "ahead": ahead(measure, values) or ""}
+            {"measure": measure.label, "group": measure.group, "better": measure.better, **values,
+             "difference (95% interval)": difference, "ahead": leader or ""}
+        )  # fmt: skip
+    columns = ["measure", "group", "better", *models, "difference (95% interval)", "ahead"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def verdict(card: pd.DataFrame, models: Sequence[str], priority: Sequence[str]) -> tuple[str | None, str]:
+    """The rule's verdict: (favoured model or None, the sentence that says why)."""
+    order = " > ".join(priority)
+    for group in priority:
+        rows = card[card["group"] == group]
+        leaders = [m for m in models if (rows["ahead"] == m).any()]
+        if not leaders:
+            continue
+        if len(leaders) > 1:
+            split = "; ".join(f"{m} on {', '.join(rows.loc[rows['ahead'] == m, 'measure'])}" for m in leaders)
+            return None, (
+                f"The evidence favours neither model: in {group}, the first group (priority {order}) where any model "
+                f"is ahead, each is ahead somewhere ({split})."
+            )
+        best = leaders[0]
+        won = rows.loc[rows["ahead"] == best, "measure"].tolist()
+        later = card[card["group"].isin(priority[priority.index(group) + 1 :])]
+        behind = later.loc[(later["ahead"] != "") & (later["ahead"] != best), "measure"].tolist()
+        return best, (
+            f"The evidence favours {best}, decided by {group} (priority {order}): ahead on {', '.join(won)}"
+            f" and behind on none of that group"
+            + (f"; in later groups behind on {', '.join(behind)}." if behind else ".")
         )
-    return pd.DataFrame(records, columns=["measure", "better", *models, "ahead"])
+    return None, f"The evidence favours neither model: none is ahead on any measure (priority {order})."
 
 
 def paragraph(
     card: pd.DataFrame,
     models: Sequence[str],
     *,
+    priority: Sequence[str] = GROUPS,
     disagreement: tuple[int, int] | None,
     behaviour: Mapping[str, Sequence[Mapping[str, Any]]],
     suspicious: Mapping[str, Sequence[str]],
 ) -> str:
-    """The rule's reading of the scorecard (plain text). ``disagreement``: (reviews labelled
-    differently, test reviews); ``behaviour``: each model's behave cases; ``suspicious``: each
-    model's suspicious words, strongest first."""
-    wins = {m: card.loc[card["ahead"] == m, "measure"].tolist() for m in models}
-    ranked = sorted(models, key=lambda m: -len(wins[m]))
-    favoured = ranked[0] if len(ranked) == 1 or len(wins[ranked[0]]) > len(wins[ranked[1]]) else None
-    parts = []
-    if favoured:
-        behind = [m for other in models if other != favoured for m in wins[other]]
-        parts.append(
-            f"The evidence favours {favoured}: ahead on {len(wins[favoured])} of {len(card)} measures "
-            f"({', '.join(wins[favoured])})"
-            + (f", behind on {len(behind)} ({', '.join(behind)})." if behind else ", behind on none.")
-        )
-    else:
-        parts.append(
-            "The evidence favours neither model: "
-            + "; ".join(f"{m} is ahead on {len(wins[m])} of {len(card)} measures" for m in models)
-            + "."
-        )
+    """The rule's reading of the scorecard (plain text). ``priority``: the groups, first decides;
+    ``disagreement``: (reviews labelled differently, test reviews); ``behaviour``: each model's
+    behave cases; ``suspicious``: each model's suspicious words, strongest first."""
+    favoured, why = verdict(card, models, priority)
+    parts = [why]
     if disagreement is not None and disagreement[1]:
         n, total = disagreement
         parts.append(f"The models label {n:,} of the {total:,} test reviews differently ({100 * n / total:.1f}%).")
-    rates = {
-        m: {c["name"]: c["failure_rate"] for c in behaviour.get(m, []) if c.get("failure_rate") is not None}
-        for m in models
-    }
+    cases = {m: {c["name"]: c for c in behaviour.get(m, []) if c.get("failure_rate") is not None} for m in models}
+    rates = {m: {n: c["failure_rate"] for n, c in cases[m].items()} for m in models}
     shared = [n for n in rates[models[0]] if all(n in rates[m] for m in models)] if models else []
     if len(models) >= 2 and shared:
         gap = max(shared, key=lambda n: max(rates[m][n] for m in models) - min(rates[m][n] for m in models))
-        spread = max(rates[m][gap] for m in models) - min(rates[m][gap] for m in models)
-        if spread > RATE_MARGIN:
+        hi, lo = (max(models, key=lambda m: rates[m][gap]), min(models, key=lambda m: rates[m][gap]))
+        iv = proportion_interval(rates[hi][gap], int(cases[hi][gap].get("n_cases", 0)),
+                                 rates[lo][gap], int(cases[lo][gap].get("n_cases", 0)))  # fmt: skip
+        if iv is not None and iv[0] > 0:
             failed = ", ".join(f"{m} {100 * rates[m][gap]:.1f}%" for m in models)
             parts.append(f"Their widest behavioural gap is '{gap}' ({failed} of cases failed).")
     for m in [favoured] if favoured else list(models):
