@@ -60,16 +60,20 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _rate(models: Mapping[str, Figures], rate: Callable[[Figures], Any], count: Callable[[Figures], Any]) -> Any:
-    """Interval for a rate kept with its count only: two independent proportions."""
+def _rate(
+    models: Mapping[str, Figures], label: str, better: str, where: tuple[str, ...], rate: str, count: str
+) -> Measure:
+    """A robustness measure kept as a rate (``<where>.<rate>``) and its count (``<where>.<count>``)
+    only: its interval is the one for two independent proportions."""
 
     def interval(a: str, b: str) -> Interval | None:
-        pa, pb, na, nb = rate(models[a]), rate(models[b]), count(models[a]), count(models[b])
-        if None in (_num(pa), _num(pb), _num(na), _num(nb)):
+        pa, pb = _num(_get(models[a], *where, rate)), _num(_get(models[b], *where, rate))
+        na, nb = _num(_get(models[a], *where, count)), _num(_get(models[b], *where, count))
+        if pa is None or pb is None or na is None or nb is None:
             return None
-        return proportion_interval(float(pa), int(na), float(pb), int(nb))
+        return proportion_interval(pa, int(na), pb, int(nb))
 
-    return interval
+    return Measure(label, better, "robustness", lambda d: _num(_get(d, *where, rate)), interval)
 
 
 def _none(a: str, b: str) -> None:
@@ -155,42 +159,13 @@ def measures(models: Mapping[str, Figures], resamples: int, seed: int) -> list[M
     ]  # fmt: skip
     others = list(dict.fromkeys(o for d in models.values() for o in (d.get("cross_domain") or {})))
     for other in others:
-        out.append(
-            Measure(
-                f"accuracy on {other} reviews",
-                "higher",
-                "robustness",
-                lambda d, o=other: _num(_get(d, "cross_domain", o, "accuracy")),
-                _rate(
-                    models,
-                    lambda d, o=other: _get(d, "cross_domain", o, "accuracy"),
-                    lambda d, o=other: _get(d, "cross_domain", o, "n_test"),
-                ),
-            )
-        )
-    out.append(
-        Measure(
-            "pair consistency on minimal edits (both right)",
-            "higher",
-            "robustness",
-            lambda d: _num(_get(d, "contrast", "pair_consistency")),
-            _rate(models, lambda d: _get(d, "contrast", "pair_consistency"), lambda d: _get(d, "contrast", "pairs")),
-        )
-    )
+        label = f"accuracy on {other} reviews"
+        out.append(_rate(models, label, "higher", ("cross_domain", other), "accuracy", "n_test"))
+    label = "pair consistency on minimal edits (both right)"
+    out.append(_rate(models, label, "higher", ("contrast",), "pair_consistency", "pairs"))
     for kind, name in BEHAVIOUR_KINDS.items():
-        out.append(
-            Measure(
-                f"behavioural failure rate: {name}",
-                "lower",
-                "robustness",
-                lambda d, k=kind: _num(_get(d, "behaviour", k, "failure_rate")),
-                _rate(
-                    models,
-                    lambda d, k=kind: _get(d, "behaviour", k, "failure_rate"),
-                    lambda d, k=kind: _get(d, "behaviour", k, "n_cases"),
-                ),
-            )
-        )
+        label = f"behavioural failure rate: {name}"
+        out.append(_rate(models, label, "lower", ("behaviour", kind), "failure_rate", "n_cases"))
 
     def gain(a: str, b: str, column: str) -> Interval | None:
         """Interval of a LIME-over-random gain: the per-review AOPC resampled, the random baseline as measured."""
