@@ -82,6 +82,13 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
         f"sha256 <code>{e(src.get('sha256', '?'))}</code>). Median review length "
         f"{e(card['text_words']['median'])} words.</p>"
     )
+    if aug := card.get("augment"):
+        body.append(
+            f"<p>Training split: {aug['rows']:,} rows are {aug['pairs']:,} minimal-edit pairs "
+            f"(<code>{e((aug.get('source') or {}).get('location', '?'))}</code>), each kept whole by the "
+            f"validation carve; {aug['dropped_pairs_in_test']:,} pair(s) with a member in the test split "
+            "were left out.</p>"
+        )
     body += _duplicates(card.get("duplicates"))
     body.append("<h2>Test metrics</h2>")
     rows = [{"model": m, **{k: d["metrics"][k] for k in METRICS}} for m, d in models.items()]

@@ -104,6 +104,7 @@ def _inputs() -> dict:
                 "near": {"jaccard": 0.8, "within_train": 5, "within_test": 0, "test_in_train": 1, "examples": []},
                 "test_in_train": 3,
             },
+            "augment": {"pairs": 10, "rows": 20, "dropped_pairs_in_test": 1, "source": {"location": "pairs.tsv"}},
         },
         "models": {"mlp": model, "lstm": lstm},
         "texts": {"test/pos/1_9": "A great film <script>alert('x')</script>"},
@@ -131,6 +132,8 @@ def test_report_is_self_contained_and_escapes_reviews() -> None:
 def test_report_shows_duplicates_deduplicated_cross_domain_and_behaviour() -> None:
     page = build_report("imdb", _inputs())
     assert "3 test reviews have a twin in the training split, e.g. te1 ~ tr&lt;9&gt;" in page
+    assert "Training split: 20 rows are 10 minimal-edit pairs (<code>pairs.tsv</code>)" in page
+    assert "1 pair(s) with a member in the test split were left out" in page
     # without the one leaked (and misclassified) review: two of three right
     assert "<td>mlp</td><td>1</td><td>3</td><td>0.6667</td>" in page
     assert "<td>yelp</td><td>0.7000</td><td>0.5000</td>" in page  # cross-domain beside its own test accuracy
