@@ -103,8 +103,13 @@ def markdown(card: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
+WORKSPACE = "workspace"  # --after's default: the files as they are now
+
+
 def dvc_read(path: str, rev: str, binary: bool) -> Any:
-    """A file at a revision (git commit, branch, tag or DVC experiment), git- or DVC-tracked."""
+    """A file at a revision (git commit, branch, tag or DVC experiment), git- or DVC-tracked; or in the workspace."""
+    if rev == WORKSPACE:
+        return Path(path).read_bytes() if binary else Path(path).read_text(encoding="utf-8")
     import dvc.api
 
     return dvc.api.read(path, rev=rev, mode="rb" if binary else "r")
@@ -129,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="dataset/model to compare with itself across --before and --after")
     p.add_argument("--before", help="git revision or DVC experiment name (with --model)")
-    p.add_argument("--after", help="git revision or DVC experiment name (with --model; default: the workspace's HEAD)")
+    p.add_argument("--after", help="git revision or DVC experiment name (with --model; default: the workspace)")
     p.add_argument("--dataset", action="append", help="dataset(s) to show (default: all in params.yaml)")
     p.add_argument("-n", type=int, default=5, help="how many of the newest runs (default 5)")
     p.add_argument("--metric", action="append", help="metric name pattern(s), e.g. '*.test_f1' (default: headline)")
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not args.before or "/" not in args.model:
             p.error("--model DATASET/MODEL needs --before REV")
         dataset, model = args.model.split("/", 1)
-        after = args.after or "HEAD"
+        after = args.after or WORKSPACE
         card = fix_table(dvc_read, dataset, model, args.before, after, layout.dvc_paths(),
                          params.report.resamples, params.seed)  # fmt: skip
         sys.stdout.write(markdown(card) + "\n")
