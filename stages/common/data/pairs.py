@@ -92,8 +92,6 @@ def add_pairs(
             "group": kept["pair"],
         }
     )
-    if rows["id"].duplicated().any():
-        raise DataError(f"pairs: pair {rows.loc[rows['id'].duplicated(), 'group'].iloc[0]!r} occurs twice")
     base = table.assign(group="") if "group" not in table else table
     out = pd.concat([base, rows], ignore_index=True)
     card = {
