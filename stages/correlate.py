@@ -6,8 +6,9 @@ training reviews (multi-hot bag-of-words, vocabulary ``max_tokens`` after skippi
 correlated with the label (Pearson on binary data, i.e. phi); the top positive and negative
 words are drawn as a lollipop chart and the full table is written as CSV.
 
-Cross-check: for each model, the Spearman rank correlation between its global LIME word
-weight (mean over the explained reviews) and the word–label correlation of the same word
+Cross-check: for each model, by its most faithful explanation method (the first of explain's
+``ranking.json``), the Spearman rank correlation between its global word weight (mean over the
+explained reviews) and the word–label correlation of the same word
 (measured for every explained word, charted or not), and the words a model leans on
 heavily although they barely correlate with the label — the "zombie",
 "death", "drugs" of the original analysis, words a person must look at.
@@ -26,7 +27,7 @@ from scipy import stats
 
 from stages.common import cli
 from stages.common.data import layout
-from stages.common.data.io import atomic_path, write_json
+from stages.common.data.io import atomic_path, read_json, write_json
 from stages.common.data.store import read_table
 from stages.common.features.featurizer import Featurizer, FeaturizerConfig, fit_featurizer
 from stages.common.params import load_params
@@ -67,7 +68,7 @@ def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: Correl
 def cross_check(
     corr: pd.DataFrame, importance: pd.DataFrame, cfg: CorrelateConfig, chart_vocabulary: set[str] | None = None
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Agreement of one model's LIME weights with the correlations, and suspicious words. Pure.
+    """Agreement of one model's word weights with the correlations, and suspicious words. Pure.
 
     ``importance`` has columns ``word``, ``importance`` (mean |weight|) and ``mean_weight``;
     ``corr`` has the phi of (at least) every explained word, matched case-insensitively.
@@ -90,7 +91,7 @@ def cross_check(
         ["word", "importance", "mean_weight", "correlation", "in_chart"]
     ]
     metrics = {
-        "spearman_lime_vs_correlation": round(rho, 6) if np.isfinite(rho) else None,
+        "spearman_vs_correlation": round(rho, 6) if np.isfinite(rho) else None,
         "words_explained": len(table),
         "words_measured": len(both),
         "suspicious_words": len(suspicious),
@@ -123,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = cli.parser(__doc__.splitlines()[0])
     p.add_argument("--name", required=True)
     p.add_argument("--table", type=Path, required=True)
-    p.add_argument("--explanations", type=Path, required=True, help="the explain root (<dir>/<model>/global_words.csv)")
+    p.add_argument(
+        "--explanations", type=Path, required=True, help="the explain root (<dir>/<model>/<method>/global_words.csv)"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", type=Path, required=True)
     args = p.parse_args(argv)
@@ -137,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "max_abs_correlation": round(float(corr["correlation"].abs().max()), 6),
     }
     suspicious: dict[str, pd.DataFrame] = {}
+    method = {m: read_json(args.explanations / m / layout.RANKING)[0]["method"] for m in params.models}
     importances = {
-        m: pd.read_csv(args.explanations / m / layout.GLOBAL_WORDS, keep_default_na=False) for m in params.models
+        m: pd.read_csv(args.explanations / m / method[m] / layout.GLOBAL_WORDS, keep_default_na=False)
+        for m in params.models
     }
     explained = sorted({w.lower() for df in importances.values() for w in df["word"]})
     explained_corr = phi(train["text"].tolist(), train["label"].to_numpy(), explained)
@@ -151,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         (tmp / layout.LOLLIPOP_PNG).write_bytes(
             lollipop_png(corr, cfg.top_n, f"{args.name}: feature correlation rank (training split)")
         )
-        pd.concat([df.assign(model=m) for m, df in suspicious.items()], ignore_index=True).to_csv(
+        pd.concat([df.assign(model=m, method=method[m]) for m, df in suspicious.items()], ignore_index=True).to_csv(
             tmp / layout.SUSPICIOUS_WORDS, index=False, float_format="%.6f"
         )
     write_json(args.metrics, metrics)

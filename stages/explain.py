@@ -1,17 +1,21 @@
-"""explain: LIME explanations of one model on the same test reviews as every other model.
+"""explain: explanations of one model by LIME, SHAP and integrated gradients, on the same test reviews.
 
-Per dataset × model, on the reviews the select stage chose for every model of the dataset,
-so the MLP and LSTM are compared side by side (with ``select.method: submodular`` each
-model's SP-LIME pick from the same pool). Each explanation is seeded from ``random_state`` and the
-review id. Outputs: the explanations (JSON), a feature-importance chart per review, a
-words × reviews heatmap, an HTML view with words highlighted by weight (review text
-escaped), the SP-LIME pick and a global word-importance table; metrics: faithfulness
-(ERASER comprehensiveness/sufficiency as AOPC, next to random words), stability (top-10
-Jaccard across two seeds), mean surrogate fit; and, in a separate timing file, seconds per explanation.
+Per dataset × model, on the reviews the select stage chose for every model of the dataset, so
+the MLP and LSTM are compared side by side (with ``select.method: submodular`` each model's
+submodular pick from the same pool, by the first of ``explain.methods``). Every method gives one
+weight per word (LIME's words) for the positive class. LIME is seeded from ``random_state`` and
+the review id. Outputs per method: the explanations (JSON), a feature-importance chart of its
+submodular pick, a words × reviews heatmap and a global word-importance table; ``ranking.json``,
+the methods most faithful first; an HTML view with each method's words highlighted side by side
+(review text escaped). Metrics per method: faithfulness (ERASER comprehensiveness/sufficiency as
+AOPC, next to random words), LIME's stability (top-10 Jaccard across two seeds) and surrogate fit,
+the others' additivity gap; between methods: rank agreement and top-10 overlap; and, in a separate
+timing file, seconds per explanation.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,14 +29,64 @@ from stages.common.data import layout
 from stages.common.data.io import atomic_path, dumps_json, read_json, write_json, write_text
 from stages.common.data.store import read_table
 from stages.common.errors import DataError
-from stages.common.explanation.explaining import Explanation, explain_text, review_seed, warm_up
-from stages.common.explanation.trust import aopc, deletion_curves, jaccard, submodular_pick, vocabulary_of
+from stages.common.explanation import gradients, shapley
+from stages.common.explanation.explaining import Explanation, explain_text, review_seed
+from stages.common.explanation.trust import (
+    aopc,
+    deletion_curves,
+    jaccard,
+    most_faithful_first,
+    rank_agreement,
+    submodular_pick,
+    vocabulary_of,
+)
 from stages.common.modelling.prediction import TextModel, load_text_model
 from stages.common.params import load_params
+from stages.common.params.schema import EXPLAIN_METHOD_NAMES as NAMES
 from stages.common.params.schema import ExplainConfig
 from stages.common.report import render
 
 log = logging.getLogger(__name__)
+
+WARM_UP = "A warm-up review: the plot was good, the acting bad, and the ending good."
+
+
+def explain_one(
+    method: str, text: str, review_id: str, label: int, model: TextModel, cfg: ExplainConfig, random_state: int
+) -> Explanation:
+    """One review's explanation by ``method`` (one weight per word, for the positive class)."""
+    if method == "lime":
+        return explain_text(
+            text,
+            review_id,
+            label,
+            model,
+            random_state=random_state,
+            num_features=cfg.num_features,
+            num_samples=cfg.num_samples,
+            kernel_width=cfg.kernel_width,
+        )
+    if method == "shap":
+        return shapley.explain_text(
+            text,
+            review_id,
+            label,
+            model,
+            random_state=random_state,
+            num_features=cfg.num_features,
+            max_evals=cfg.shap_max_evals,
+        )
+    return gradients.explain_text(
+        text, review_id, label, model, num_features=cfg.num_features, steps=cfg.gradient_steps
+    )
+
+
+def explain_all(
+    method: str, reviews: pd.DataFrame, model: TextModel, cfg: ExplainConfig, random_state: int
+) -> list[Explanation]:
+    """``reviews`` explained by ``method``, after one untimed warm-up (tracing, compiling)."""
+    explain_one(method, WARM_UP, "warm-up", 1, model, cfg, 0)
+    return [explain_one(method, r.text, r.id, int(r.label), model, cfg, random_state) for r in reviews.itertuples()]
 
 
 def explain_reviews(
@@ -41,57 +95,91 @@ def explain_reviews(
     cfg: ExplainConfig,
     random_state: int,
     submodular_n: int | None = None,
-) -> tuple[list[Explanation], dict[str, Any]]:
-    """Explain ``reviews`` (columns ``id``, ``text``, ``label``) and measure the explanations. Pure.
+) -> tuple[dict[str, list[Explanation]], dict[str, Any]]:
+    """Explain ``reviews`` (columns ``id``, ``text``, ``label``) by each method and measure the
+    explanations. Pure.
 
-    With ``submodular_n``, the reviews are a pool: all are explained and SP-LIME keeps
-    ``submodular_n`` of them.
+    With ``submodular_n``, the reviews are a pool: the first method explains them all and its
+    submodular pick keeps ``submodular_n``, which the other methods explain.
     """
-    kw = {
-        "num_features": cfg.num_features,
-        "num_samples": cfg.num_samples,
-        "kernel_width": cfg.kernel_width,
-    }
-    warm_up(model)
-    explanations = [
-        explain_text(r.text, r.id, int(r.label), model, random_state=random_state, **kw) for r in reviews.itertuples()
-    ]
+    first = cfg.methods[0]
+    out = {first: explain_all(first, reviews, model, cfg, random_state)}
     if submodular_n is not None:
-        keep = sorted(submodular_pick(explanations, submodular_n))
-        explanations = [explanations[i] for i in keep]
+        keep = sorted(submodular_pick(out[first], submodular_n))
+        out[first] = [out[first][i] for i in keep]
         reviews = reviews.iloc[keep]
-    # stability: the same reviews with another seed
-    again = [
-        explain_text(r.text, r.id, int(r.label), model, random_state=random_state + 1, **kw)
-        for r in reviews.itertuples()
-    ]
-    stability = [jaccard(a.top_words(10), b.top_words(10)) for a, b in zip(explanations, again, strict=True)]
+    for method in cfg.methods[1:]:
+        out[method] = explain_all(method, reviews, model, cfg, random_state)
     # faithfulness: remove (or keep only) the top-k supporting words vs k random words
+    k = max(cfg.faithfulness_k)
     texts = reviews["text"].tolist()
-    predicted = [e.predicted for e in explanations]
-    ranked = [e.supporting(max(cfg.faithfulness_k)) for e in explanations]
+    predicted = [e.predicted for e in out[first]]
     random_words = []
-    for e, text in zip(explanations, texts, strict=True):
+    for e, text in zip(out[first], texts, strict=True):
         words = vocabulary_of(text)
         rng = np.random.default_rng(review_seed(random_state, e.review_id))
-        random_words.append([words[i] for i in rng.permutation(len(words))[: max(cfg.faithfulness_k)]])
-    lime_curves = deletion_curves(texts, ranked, predicted, model.proba, cfg.faithfulness_k)
+        random_words.append([words[i] for i in rng.permutation(len(words))[:k]])
     rand_curves = deletion_curves(texts, random_words, predicted, model.proba, cfg.faithfulness_k)
-    for i, e in enumerate(explanations):
-        e.extra["stability_jaccard"] = round(stability[i], 6)
-        e.extra["comprehensiveness"] = [round(v, 6) for v in lime_curves["comprehensiveness"][i]]
-        e.extra["sufficiency"] = [round(v, 6) for v in lime_curves["sufficiency"][i]]
-    metrics = {
-        "n_explained": len(explanations),
-        "mean_fit_r2": round(float(np.mean([e.score for e in explanations])), 6),
-        "stability_top10_jaccard": round(float(np.mean(stability)), 6),
-        "aopc_comprehensiveness": round(aopc(lime_curves["comprehensiveness"]), 6),
-        "aopc_comprehensiveness_random": round(aopc(rand_curves["comprehensiveness"]), 6),
-        "aopc_sufficiency": round(aopc(lime_curves["sufficiency"]), 6),
-        "aopc_sufficiency_random": round(aopc(rand_curves["sufficiency"]), 6),
+    metrics: dict[str, Any] = {
+        "n_explained": len(texts),
         "faithfulness_k": list(cfg.faithfulness_k),
+        "random": {
+            "aopc_comprehensiveness": round(aopc(rand_curves["comprehensiveness"]), 6),
+            "aopc_sufficiency": round(aopc(rand_curves["sufficiency"]), 6),
+        },
     }
-    return explanations, metrics
+    for method, explanations in out.items():
+        ranked = [e.supporting(k) for e in explanations]
+        curves = deletion_curves(texts, ranked, predicted, model.proba, cfg.faithfulness_k)
+        for i, e in enumerate(explanations):
+            e.extra["comprehensiveness"] = [round(v, 6) for v in curves["comprehensiveness"][i]]
+            e.extra["sufficiency"] = [round(v, 6) for v in curves["sufficiency"][i]]
+        metrics[method] = {
+            "aopc_comprehensiveness": round(aopc(curves["comprehensiveness"]), 6),
+            "aopc_sufficiency": round(aopc(curves["sufficiency"]), 6),
+        }
+        if method == "lime":  # the one random method: stability is the same reviews with another seed
+            again = [
+                explain_one(method, r.text, r.id, int(r.label), model, cfg, random_state + 1)
+                for r in reviews.itertuples()
+            ]
+            stability = [jaccard(a.top_words(10), b.top_words(10)) for a, b in zip(explanations, again, strict=True)]
+            for e, value in zip(explanations, stability, strict=True):
+                e.extra["stability_jaccard"] = round(value, 6)
+            metrics[method]["mean_fit_r2"] = round(float(np.mean([e.score for e in explanations])), 6)
+            metrics[method]["stability_top10_jaccard"] = round(float(np.mean(stability)), 6)
+        else:  # how far the weights fall short of adding up to p(review) - p(no words)
+            gap = np.mean([abs(e.local_pred - e.proba) for e in explanations])
+            metrics[method]["additivity_gap"] = round(float(gap), 6)
+    agreement = {}
+    for a, b in itertools.combinations(out, 2):
+        pairs = [rank_agreement(x, y) for x, y in zip(out[a], out[b], strict=True)]
+        rho = [r for r, _ in pairs if np.isfinite(r)]
+        agreement[f"{a}_vs_{b}"] = {
+            "spearman": round(float(np.mean(rho)), 6) if rho else None,
+            "top10_overlap": round(float(np.mean([o for _, o in pairs])), 6),
+        }
+    if agreement:
+        metrics["agreement"] = agreement
+    return out, metrics
+
+
+def ranking(metrics: dict[str, Any], methods: Sequence[str]) -> list[dict[str, Any]]:
+    """Which explanation to believe: the methods, most faithful first, with the figures that rank them."""
+    per = {m: metrics[m] for m in methods}
+    rand = metrics["random"]
+    return [
+        {
+            "method": m,
+            "comprehensiveness": per[m]["aopc_comprehensiveness"],
+            "comprehensiveness over random words": round(
+                per[m]["aopc_comprehensiveness"] - rand["aopc_comprehensiveness"], 6
+            ),
+            "sufficiency": per[m]["aopc_sufficiency"],
+            "sufficiency below random words": round(rand["aopc_sufficiency"] - per[m]["aopc_sufficiency"], 6),
+        }
+        for m in most_faithful_first(per)
+    ]
 
 
 def global_importance(explanations: Sequence[Explanation]) -> pd.DataFrame:
@@ -137,9 +225,9 @@ def features_png(explanations: Sequence[Explanation], title: str) -> bytes:
         ax.barh([w for w, _ in words], toward, color=[SUPPORT if t > 0 else CONTRADICT for t in toward])
         label = "positive" if e.predicted else "negative"
         truth = "positive" if e.label else "negative"
+        fit = "" if e.score is None else f", fit R²={e.score:.2f}"
         ax.set_title(
-            f"{e.review_id}\npred {label} (p={e.proba if e.predicted else 1 - e.proba:.2f}), true {truth}, "
-            f"fit R²={e.score:.2f}",
+            f"{e.review_id}\npred {label} (p={e.proba if e.predicted else 1 - e.proba:.2f}), true {truth}{fit}",
             fontsize=8,
         )
         ax.axvline(0, color="#555", lw=0.6)
@@ -178,12 +266,11 @@ def heatmap_png(explanations: Sequence[Explanation], title: str, max_words: int 
     return render.png_bytes(fig)
 
 
-def highlight_html(reviews: pd.DataFrame, explanations: Sequence[Explanation], title: str) -> str:
-    """A page with each review's explained words highlighted; review text is escaped."""
+def highlight_html(reviews: pd.DataFrame, explanations: dict[str, Sequence[Explanation]], title: str) -> str:
+    """A page with each review's words highlighted by each method, side by side; review text is escaped."""
     texts = dict(zip(reviews["id"], reviews["text"], strict=True))
-    return render.page(
-        title, [f"<h1>{render.esc(title)}</h1>", render.highlighted_reviews(texts, [e.to_dict() for e in explanations])]
-    )
+    by_method = {NAMES[m]: [e.to_dict() for e in exps] for m, exps in explanations.items()}
+    return render.page(title, [f"<h1>{render.esc(title)}</h1>", render.side_by_side(texts, by_method)])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -212,23 +299,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     explanations, metrics = explain_reviews(reviews, model, cfg, params.seed, submodular_n)
     # wall time varies run to run, so it lives apart from the (reproducible) metrics
     timing = {
-        "seconds_per_explanation": round(float(np.mean([e.seconds for e in explanations])), 4),
+        "seconds_per_explanation": {
+            m: round(float(np.mean([e.seconds for e in exps])), 4) for m, exps in explanations.items()
+        },
         "num_samples": cfg.num_samples,
     }
-    picked = submodular_pick(explanations, cfg.sp_budget)
     log.info("%s: %s", args.name, metrics)
+    shown = reviews.set_index("id").loc[[e.review_id for e in explanations[cfg.methods[0]]]].reset_index()
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
-        (tmp / layout.EXPLANATIONS).write_text(dumps_json([e.to_dict() for e in explanations]), encoding="utf-8")
-        (tmp / layout.SP_PICK).write_text(
-            dumps_json({"budget": cfg.sp_budget, "review_ids": [explanations[i].review_id for i in picked]}),
-            encoding="utf-8",
-        )
-        global_importance(explanations).to_csv(tmp / layout.GLOBAL_WORDS, index=False, float_format="%.6f")
-        shown = [explanations[i] for i in picked]  # one chart per SP-LIME pick; the heatmap shows all
-        (tmp / layout.FEATURES_PNG).write_bytes(features_png(shown, f"{args.name}: LIME, the SP-LIME pick"))
-        (tmp / layout.HEATMAP_PNG).write_bytes(heatmap_png(explanations, f"{args.name}: LIME weights, words × reviews"))
-    write_text(args.highlight, highlight_html(reviews, explanations, f"{args.name}: LIME explanations"))
+        (tmp / layout.RANKING).write_text(dumps_json(ranking(metrics, list(explanations))), encoding="utf-8")
+        for method, exps in explanations.items():
+            d, name = tmp / method, NAMES[method]
+            d.mkdir()
+            picked = submodular_pick(exps, cfg.sp_budget)
+            (d / layout.EXPLANATIONS).write_text(dumps_json([e.to_dict() for e in exps]), encoding="utf-8")
+            (d / layout.SP_PICK).write_text(
+                dumps_json({"budget": cfg.sp_budget, "review_ids": [exps[i].review_id for i in picked]}),
+                encoding="utf-8",
+            )
+            global_importance(exps).to_csv(d / layout.GLOBAL_WORDS, index=False, float_format="%.6f")
+            pick = [exps[i] for i in picked]  # one chart per picked review; the heatmap shows all
+            (d / layout.FEATURES_PNG).write_bytes(features_png(pick, f"{args.name}: {name}, the submodular pick"))
+            (d / layout.HEATMAP_PNG).write_bytes(heatmap_png(exps, f"{args.name}: {name} weights, words × reviews"))
+    write_text(args.highlight, highlight_html(shown, explanations, f"{args.name}: explanations"))
     write_json(args.metrics, metrics)
     write_json(args.timing, timing)
 

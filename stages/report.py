@@ -2,9 +2,10 @@
 
 Data card with duplicates and leakage, metrics of every model (also without the test reviews
 found in training, and on the other datasets' reviews), confusion matrices, ROC and training
-curves, behavioural test results, LIME explanation charts and heatmaps, the SP-LIME pick,
-faithfulness and stability figures, the word–label correlation chart and the suspicious-word
-table. Images are embedded; review text is escaped.
+curves, behavioural test results, which explanation method to believe (LIME, SHAP, integrated
+gradients ranked by faithfulness), the most faithful method's charts and heatmap, representative
+reviews with every method's words side by side, stability and agreement figures, the word–label
+correlation chart and the suspicious-word table. Images are embedded; review text is escaped.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stages.common.data import layout
 from stages.common.data.io import read_json, write_json, write_text
 from stages.common.data.store import read_table
 from stages.common.params import load_params
+from stages.common.params.schema import EXPLAIN_METHOD_NAMES as NAMES
 from stages.common.params.schema import ReportConfig
 from stages.common.report import render, scorecard
 
@@ -28,13 +30,11 @@ log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 TRUST = (
-    ("seconds_per_explanation", "seconds per explanation"),
-    ("mean_fit_r2", "mean surrogate fit (R²)"),
+    ("aopc_comprehensiveness", "comprehensiveness AOPC"),
+    ("aopc_sufficiency", "sufficiency AOPC (lower is better)"),
     ("stability_top10_jaccard", "stability: top-10 Jaccard, two seeds"),
-    ("aopc_comprehensiveness", "comprehensiveness AOPC (LIME words)"),
-    ("aopc_comprehensiveness_random", "comprehensiveness AOPC (random words)"),
-    ("aopc_sufficiency", "sufficiency AOPC (LIME words; lower is better)"),
-    ("aopc_sufficiency_random", "sufficiency AOPC (random words)"),
+    ("mean_fit_r2", "mean surrogate fit (R²)"),
+    ("additivity_gap", "additivity gap: |weights + intercept − p|"),
 )
 
 
@@ -139,35 +139,90 @@ def build_report(dataset: str, data: dict[str, Any]) -> str:
         )
     body.append("</div>")
     body += _behaviour(models)
-    body.append("<h2>Why the models decide: LIME</h2>")
-    trust = [{"measure": label, **{m: d["explain_metrics"].get(k) for m, d in models.items()}} for k, label in TRUST]
-    body.append(render.table(pd.DataFrame(trust)))
-    body.append(
-        "<p>Comprehensiveness: drop in the predicted class's probability when a review's top-k LIME words are "
-        "removed (higher: the words matter). Sufficiency: drop when only those words are kept (lower: they "
-        f"suffice). Averaged over k ∈ {e(next(iter(models.values()))['explain_metrics'].get('faithfulness_k'))} "
-        "(AOPC), next to the same for k random words of the review.</p>"
-    )
-    for m, d in models.items():
-        body.append(f"<h3>{e(m)}</h3>")
-        body.append(render.img(d["features_png"], f"{m} LIME feature importance"))
-        body.append(render.img(d["heatmap_png"], f"{m} LIME heatmap"))
-        body.append(f"<h4>SP-LIME pick ({len(d['sp_pick'])} representative explanations)</h4>")
-        picked = [x for x in d["explanations"] if x["review_id"] in d["sp_pick"]]
-        body.append(render.highlighted_reviews(data["texts"], picked))
-        body.append("<h4>Global word importance (top 20)</h4>")
-        body.append(render.table(d["global_words"].head(20)))
+    body.append("<h2>Why the models decide: LIME, SHAP and integrated gradients</h2>")
+    body += _explanations(data)
     body.append("<h2>Do the words make sense? Word–label correlation</h2>")
     body.append(render.img(data["lollipop_png"], "feature correlation rank"))
     corr_metrics = data["correlate_metrics"]
     agree = [{"model": m, **corr_metrics.get(m, {})} for m in models]
     body.append(render.table(pd.DataFrame(agree)))
+    used = ", ".join(f"{m}: {NAMES[d['ranking'][0]['method']]}" for m, d in models.items())
     body.append(
-        "<p>Suspicious words: a model leans on them heavily (top quarter of LIME importance) although their "
-        "presence barely correlates with the label. A person should look at these.</p>"
+        "<p>Agreement and suspicious words use each model's most faithful explanation method "
+        f"({e(used)}). Suspicious words: a model leans on them heavily (top quarter of the method's word "
+        "importance) although their presence barely correlates with the label. A person should look at "
+        "these.</p>"
     )
     body.append(render.table(data["suspicious"]))
     return render.page(f"{dataset}: sentiment models report", body)
+
+
+def _explanations(data: dict[str, Any]) -> list[str]:
+    """Per model: which explanation to believe, each method's figures, the most faithful method's
+    charts, and its representative reviews with every method's words side by side."""
+    e, models = render.esc, data["models"]
+    first = next(iter(models.values()))["explain_metrics"]
+    out = [
+        "<p>Each method gives every word of a review one weight toward the positive class. "
+        "Comprehensiveness: drop in the predicted class's probability when a review's top-k words (those "
+        "supporting the prediction) are removed (higher: the words matter to the model). Sufficiency: drop "
+        f"when only those words are kept (lower: they suffice). Averaged over k ∈ {e(first.get('faithfulness_k'))} "
+        "(AOPC), next to the same for k random words of the review. The explanation to believe is the "
+        "most faithful one: ranked by comprehensiveness, then sufficiency.</p>"
+    ]
+    for m, d in models.items():
+        metrics, best = d["explain_metrics"], d["ranking"][0]["method"]
+        out.append(f"<h3>{e(m)}: which explanation to believe</h3>")
+        rows = [
+            {
+                "rank": i + 1,
+                "method": NAMES[r["method"]],
+                "comprehensiveness over random words": r["comprehensiveness over random words"],
+                "sufficiency below random words": r["sufficiency below random words"],
+                "seconds per explanation": d["explain_metrics"]["seconds_per_explanation"].get(r["method"]),
+            }
+            for i, r in enumerate(d["ranking"])
+        ]
+        out.append(render.table(pd.DataFrame(rows)))
+        methods = [r["method"] for r in d["ranking"]]
+        trust = [
+            {"measure": label, **{NAMES[x]: metrics[x].get(k) for x in methods}}
+            for k, label in TRUST
+            if any(k in metrics[x] for x in methods)
+        ]
+        trust.append(
+            {
+                "measure": "random words: comprehensiveness, sufficiency",
+                **{
+                    NAMES[methods[0]]: f"{metrics['random']['aopc_comprehensiveness']:.4f}, "
+                    f"{metrics['random']['aopc_sufficiency']:.4f}"
+                },
+            }
+        )
+        out.append(render.table(pd.DataFrame(trust)))
+        agree = [
+            {"methods": " vs ".join(NAMES[x] for x in pair.split("_vs_")), **v}
+            for pair, v in (metrics.get("agreement") or {}).items()
+        ]
+        if agree:
+            out.append(
+                "<p>Agreement between methods, averaged over the explained reviews: Spearman's rho "
+                "over the words either ranks among its top words, and the share of top-10 words in "
+                "common.</p>"
+            )
+            out.append(render.table(pd.DataFrame(agree)))
+        top = d["methods"][best]
+        out.append(f"<h4>{e(NAMES[best])}, the most faithful here</h4>")
+        out.append(render.img(top["features_png"], f"{m} {NAMES[best]} feature importance"))
+        out.append(render.img(top["heatmap_png"], f"{m} {NAMES[best]} heatmap"))
+        out.append(f"<h4>Representative reviews ({len(top['sp_pick'])}, submodular pick), every method's words</h4>")
+        by_method = {
+            NAMES[x]: [y for y in d["methods"][x]["explanations"] if y["review_id"] in top["sp_pick"]] for x in methods
+        }
+        out.append(render.side_by_side(data["texts"], by_method))
+        out.append(f"<h4>Global word importance by {e(NAMES[best])} (top 20)</h4>")
+        out.append(render.table(top["global_words"].head(20)))
+    return out
 
 
 def _shown(card: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
@@ -319,8 +374,18 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
     ids: set[str] = set()
     for m in models:
         ex_dir = args.reports / "explain" / m
-        explanations = read_json(ex_dir / layout.EXPLANATIONS)
-        ids |= {x["review_id"] for x in explanations}
+        ranking = read_json(ex_dir / layout.RANKING)
+        methods = {}
+        for r in ranking:
+            d = ex_dir / r["method"]
+            methods[r["method"]] = {
+                "features_png": (d / layout.FEATURES_PNG).read_bytes(),
+                "heatmap_png": (d / layout.HEATMAP_PNG).read_bytes(),
+                "explanations": read_json(d / layout.EXPLANATIONS),
+                "sp_pick": read_json(d / layout.SP_PICK)["review_ids"],
+                "global_words": pd.read_csv(d / layout.GLOBAL_WORDS, keep_default_na=False),
+            }
+            ids |= {x["review_id"] for x in methods[r["method"]]["explanations"]}
         data["models"][m] = {
             "metrics": read_json(args.reports / m / layout.METRICS),
             "explain_metrics": read_json(args.reports / m / layout.EXPLAIN_METRICS)
@@ -328,11 +393,8 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "confusion_png": (args.plots / "confusion" / args.dataset / f"{m}.png").read_bytes(),
             "roc": pd.read_csv(args.plots / "roc" / args.dataset / f"{m}.csv"),
             "history": pd.read_csv(args.plots / "history" / args.dataset / f"{m}.csv"),
-            "features_png": (ex_dir / layout.FEATURES_PNG).read_bytes(),
-            "heatmap_png": (ex_dir / layout.HEATMAP_PNG).read_bytes(),
-            "explanations": explanations,
-            "sp_pick": read_json(ex_dir / layout.SP_PICK)["review_ids"],
-            "global_words": pd.read_csv(ex_dir / layout.GLOBAL_WORDS, keep_default_na=False),
+            "ranking": ranking,
+            "methods": methods,
             "behaviour": read_json(args.reports / m / layout.BEHAVIOUR_CASES),
             "behaviour_metrics": read_json(args.reports / m / layout.BEHAVIOUR),
             "predictions": pd.read_parquet(
@@ -360,7 +422,7 @@ def build_scorecard(data: dict[str, Any], cfg: ReportConfig, seed: int) -> dict[
             "correlate": data["correlate_metrics"].get(m),
             "behaviour": d.get("behaviour_metrics"),
             "predictions": d.get("predictions"),
-            "explanations": d.get("explanations"),
+            "explanations": {x: v["explanations"] for x, v in (d.get("methods") or {}).items()},
         }
         for m, d in models.items()
     }

@@ -122,7 +122,7 @@ def plan_runs(
     for m in models:
         test = {f"test_{k}": float(v) for k, v in flatten(m.metrics).items() if isinstance(v, int | float)}
         train = {f"train_{k}": float(v) for k, v in m.summary.items() if isinstance(v, int | float)}
-        trust = {f"explain_{k}": float(v) for k, v in m.explain.items() if _number(v)}
+        trust = {f"explain.{k}": float(v) for k, v in flatten(m.explain).items() if _number(v)}
         trust.update(
             {f"correlate_{k}": float(v) for k, v in ((correlate or {}).get(m.name) or {}).items() if _number(v)}
         )
@@ -168,9 +168,14 @@ def track(dataset: str, plan: RunPlan, tracker: Tracker, experiment: str) -> dic
 
 
 def _files(directory: Path, artifact_dir: str) -> list[tuple[Path, str]]:
+    """Every file under ``directory`` with its artifact folder (sub-folders kept: explain's methods)."""
     if not directory.is_dir():
         return []
-    return [(f, artifact_dir) for f in sorted(directory.iterdir()) if f.is_file() and not f.name.startswith(".")]
+    return [
+        (f, str(Path(artifact_dir) / f.parent.relative_to(directory)).removeprefix("."))
+        for f in sorted(directory.rglob("*"))
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(directory).parts)
+    ]
 
 
 def load_model_state(

@@ -59,5 +59,5 @@ def test_cross_check_flags_important_uncorrelated_words() -> None:
     assert suspicious["in_chart"].tolist() == [False]
     assert metrics["words_measured"] == 4 and metrics["words_explained"] == 5
     # ranks by weight: awful 1, zombie 2, the 3, great 4; by correlation: awful 1, the 2, zombie 3, great 4
-    assert metrics["spearman_lime_vs_correlation"] == pytest.approx(1 - 6 * 2 / (4 * 15))
+    assert metrics["spearman_vs_correlation"] == pytest.approx(1 - 6 * 2 / (4 * 15))
     assert lollipop_png(corr, 2, "t").startswith(b"\x89PNG")

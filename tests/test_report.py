@@ -31,15 +31,31 @@ def _inputs() -> dict:
     }
     model = {
         "metrics": ev.metrics,
-        "explain_metrics": {"seconds_per_explanation": 0.1, "faithfulness_k": [1, 2]},
+        "explain_metrics": {
+            "seconds_per_explanation": {"lime": 0.1, "shap": 0.05},
+            "faithfulness_k": [1, 2],
+            "random": {"aopc_comprehensiveness": 0.01, "aopc_sufficiency": 0.2},
+            "lime": {"aopc_comprehensiveness": 0.2, "aopc_sufficiency": 0.0, "stability_top10_jaccard": 0.8},
+            "shap": {"aopc_comprehensiveness": 0.3, "aopc_sufficiency": -0.1, "additivity_gap": 0.0},
+            "agreement": {"lime_vs_shap": {"spearman": 0.5, "top10_overlap": 0.6}},
+        },
+        "ranking": [
+            {"method": m, "comprehensiveness over random words": c, "sufficiency below random words": s}
+            for m, c, s in (("shap", 0.29, 0.3), ("lime", 0.19, 0.2))
+        ],
         "confusion_png": confusion_png(ev.metrics, "t"),
         "roc": ev.roc,
         "history": pd.DataFrame({"epoch": [1, 2], "loss": [0.6, 0.5], "val_loss": [0.7, 0.6]}),
-        "features_png": PNG,
-        "heatmap_png": PNG,
-        "explanations": [explanation],
-        "sp_pick": ["test/pos/1_9"],
-        "global_words": pd.DataFrame({"word": ["<b>great</b>"], "importance": [0.4]}),
+        "methods": {
+            m: {
+                "features_png": PNG,
+                "heatmap_png": PNG,
+                "explanations": [explanation],
+                "sp_pick": ["test/pos/1_9"],
+                "global_words": pd.DataFrame({"word": ["<b>great</b>"], "importance": [0.4]}),
+            }
+            for m in ("shap", "lime")
+        },
         "behaviour": [
             {
                 "name": "negated positive",
@@ -110,7 +126,7 @@ def _inputs() -> dict:
         "texts": {"test/pos/1_9": "A great film <script>alert('x')</script>"},
         "lollipop_png": PNG,
         "suspicious": pd.DataFrame({"word": ["<i>zombie</i>"], "importance": [0.3], "model": ["lstm"]}),
-        "correlate_metrics": {"mlp": {"spearman_lime_vs_correlation": 0.5}},
+        "correlate_metrics": {"mlp": {"spearman_vs_correlation": 0.5}},
     }
     data["scorecard"] = build_scorecard(data, ReportConfig(), seed=0)
     return data
@@ -124,7 +140,7 @@ def test_report_is_self_contained_and_escapes_reviews() -> None:
     assert page.count("data:image/png;base64,") >= 8  # every chart embedded
     assert "src='http" not in page and "href=" not in page
     assert "<td>0.2500</td>" in page  # the shuffled reviews' accuracy: one of four right
-    for text in ("accuracy", "roc_auc", "words shuffled", "comprehensiveness", "SP-LIME", "Suspicious words"):
+    for text in ("accuracy", "roc_auc", "words shuffled", "comprehensiveness", "submodular pick", "Suspicious words"):
         assert text in page
     assert "<em>" not in page and "<u>" not in page and "tr<9>" not in page  # suite text and ids escaped too
 
@@ -140,6 +156,15 @@ def test_report_shows_duplicates_deduplicated_cross_domain_and_behaviour() -> No
     assert "<td>negated positive</td><td>mft</td><td>25.0% of 40</td>" in page
     assert "skipped (2 cases)" in page and "fewer than behave.min_cases (20)" in page
     assert "test/pos/1_9: &lt;u&gt;John&lt;/u&gt; → Mary, p(positive) 0.600 → 0.400" in page
+
+
+def test_the_report_says_which_explanation_to_believe_and_uses_it() -> None:
+    page = build_report("imdb", _inputs())
+    believe = page.split("mlp: which explanation to believe</h3>")[1]
+    assert believe.index("<td>SHAP</td>") < believe.index("<td>LIME</td>")  # ranked by faithfulness
+    assert "<h4>SHAP, the most faithful here</h4>" in believe
+    assert "<td>LIME vs SHAP</td><td>0.5000</td><td>0.6000</td>" in believe
+    assert "most faithful explanation method (mlp: SHAP, lstm: SHAP)" in page
 
 
 def test_the_scorecard_opens_the_report_with_its_generated_paragraph() -> None:

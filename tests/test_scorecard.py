@@ -37,16 +37,17 @@ def _figures(accuracy: float, pairs: float, mft: float, stability: float, seed: 
         "cross_domain": {"yelp": {"accuracy": 0.85, "n_test": 1000}},
         "contrast": {"pair_consistency": pairs, "pairs": 245},
         "explain": {
-            "aopc_comprehensiveness": 0.25,
-            "aopc_comprehensiveness_random": 0.01,
-            "aopc_sufficiency": -0.05,
-            "aopc_sufficiency_random": 0.2,
-            "stability_top10_jaccard": float(np.mean([e["stability_jaccard"] for e in explanations])),
+            "random": {"aopc_comprehensiveness": 0.01, "aopc_sufficiency": 0.2},
+            "lime": {
+                "aopc_comprehensiveness": 0.25,
+                "aopc_sufficiency": -0.05,
+                "stability_top10_jaccard": float(np.mean([e["stability_jaccard"] for e in explanations])),
+            },
         },
-        "correlate": {"spearman_lime_vs_correlation": 0.7, "suspicious_words": 5},
+        "correlate": {"spearman_vs_correlation": 0.7, "suspicious_words": 5},
         "behaviour": {"mft": {"failure_rate": mft, "n_cases": 1000}, "inv": {"failure_rate": 0.01, "n_cases": 600}},
         "predictions": preds,
-        "explanations": explanations,
+        "explanations": {"lime": explanations},
     }  # fmt: skip
 
 
@@ -63,7 +64,7 @@ def test_ahead_only_where_the_interval_of_the_difference_excludes_zero() -> None
     assert card.loc["pair consistency on minimal edits (both right)", "ahead"] == ""  # equal
     # a measure kept without counts or items has no interval and never counts, however far apart
     far = _figures(0.9, 0.5, 0.4, 0.8, seed=1)
-    far["correlate"] = {"spearman_lime_vs_correlation": 0.9, "suspicious_words": 0}
+    far["correlate"] = {"spearman_vs_correlation": 0.9, "suspicious_words": 0}
     card = _card(far, _figures(0.9, 0.5, 0.4, 0.8, seed=1))
     assert card.loc["suspicious words", "ahead"] == ""
     assert card.loc["suspicious words", "difference (95% interval)"] == "mlp - lstm: no interval"

@@ -205,7 +205,8 @@ def test_one_model_before_and_after_a_fix_with_paired_intervals() -> None:
         }.items():  # fmt: skip
             files[(f"reports/imdb/mlp/{name}", rev)] = json.dumps(content)
         files[("reports/imdb/correlate.json", rev)] = "{}"
-        files[("reports/imdb/explain/mlp/explanations.json", rev)] = "[]"
+        files[("reports/imdb/explain/mlp/ranking.json", rev)] = json.dumps([{"method": "lime"}])
+        files[("reports/imdb/explain/mlp/lime/explanations.json", rev)] = "[]"
 
     def read(path: str, rev: str, binary: bool) -> object:
         return files[(path, rev)]

@@ -36,7 +36,7 @@ def _state(tmp_path: Path) -> ModelState:
         name="mlp",
         summary={"best_epoch": 2, "note": "text is skipped"},
         metrics={"accuracy": 0.9, "confusion": {"tp": 3}},
-        explain={"mean_fit_r2": 0.5, "faithfulness_k": [1, 2]},
+        explain={"lime": {"mean_fit_r2": 0.5}, "faithfulness_k": [1, 2]},
         history=history,
         behaviour={"mft": {"failure_rate": 0.25, "n_cases": 8}, "tests": {"names": {"n_cases": 0}}},
         cross_domain={"yelp": {"accuracy": 0.8, "roc_auc": None}},
@@ -79,7 +79,7 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
         "test_accuracy": 0.9,
         "test_confusion.tp": 3.0,
         "train_best_epoch": 2.0,
-        "explain_mean_fit_r2": 0.5,
+        "explain.lime.mean_fit_r2": 0.5,
         "correlate_spearman": 0.4,
         "behaviour.mft.failure_rate": 0.25,
         "behaviour.mft.n_cases": 8.0,
@@ -91,7 +91,7 @@ def test_plan_holds_params_metrics_curves_and_tags(tmp_path: Path) -> None:
     assert plan.metrics["data.duplicates.test_in_train"] == 2.0
     assert plan.metrics["data.duplicates.exact.test_in_train"] == 1.0
     assert plan.metrics["mlp.behaviour.mft.failure_rate"] == 0.25
-    assert plan.metrics["mlp.explain_mean_fit_r2"] == 0.5
+    assert plan.metrics["mlp.explain.lime.mean_fit_r2"] == 0.5
     assert child.step_metrics == {"loss": [0.6, 0.4], "val_loss": [0.65, 0.5]}
     assert child.tags["model"] == "mlp" and "dvc.baseline_rev" not in child.tags
     assert child.model is not None and child.model.keras_file.name == "mlp.keras"

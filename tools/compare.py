@@ -29,7 +29,12 @@ from stages.common.params import DEFAULT_PARAMS, load_params
 from stages.common.report import scorecard
 from stages.common.tracking.tracker import default_tracking_uri
 
-DEFAULT_METRICS = ("*.test_accuracy", "*.test_balanced_accuracy", "*.test_roc_auc", "*.explain_aopc_comprehensiveness")
+DEFAULT_METRICS = (
+    "*.test_accuracy",
+    "*.test_balanced_accuracy",
+    "*.test_roc_auc",
+    "*.explain.lime.aopc_comprehensiveness",
+)
 
 
 def compare_table(runs: Sequence[Any], metric_patterns: Sequence[str] = DEFAULT_METRICS) -> pd.DataFrame:
@@ -82,7 +87,10 @@ def model_figures(read: Reader, rev: str, dataset: str, model: str, paths: dict[
         "explain": js(f"{reports}/{model}/{layout.EXPLAIN_METRICS}"),
         "correlate": js(f"{reports}/{layout.CORRELATE_METRICS}").get(model),
         "behaviour": js(f"{reports}/{model}/{layout.BEHAVIOUR}"),
-        "explanations": js(f"{reports}/explain/{model}/{layout.EXPLANATIONS}"),
+        "explanations": {
+            r["method"]: js(f"{reports}/explain/{model}/{r['method']}/{layout.EXPLANATIONS}")
+            for r in js(f"{reports}/explain/{model}/{layout.RANKING}")
+        },
         "predictions": pd.read_parquet(io.BytesIO(read(f"{paths['predictions']}/{dataset}/{model}.parquet", rev, 1))),
     }
 

@@ -30,6 +30,8 @@ CONTRAST = "contrast.json"
 # reports/<dataset>/explain/
 SELECTION = "selection.json"
 # reports/<dataset>/explain/<model>/
+RANKING = "ranking.json"  # the explanation methods, most faithful first
+# reports/<dataset>/explain/<model>/<method>/
 EXPLANATIONS = "explanations.json"
 SP_PICK = "sp_pick.json"
 GLOBAL_WORDS = "global_words.csv"

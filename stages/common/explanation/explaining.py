@@ -58,12 +58,13 @@ class Explanation:
     label: int
     proba: float
     predicted: int
-    local_pred: float
-    intercept: float
-    score: float
-    words: list[tuple[str, float]]
+    local_pred: float  # LIME: the surrogate's prediction; SHAP, gradients: intercept + all the weights
+    intercept: float  # LIME: the surrogate's; SHAP, gradients: P(positive) of the review without its words
+    score: float | None  # LIME's surrogate fit (R²); None for the other methods
+    words: list[tuple[str, float]]  # the num_features largest weights
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict, repr=False)  # every weighted word (not saved)
 
     def top_words(self, k: int) -> list[str]:
         """The ``k`` words with the largest absolute weight."""
@@ -84,7 +85,7 @@ class Explanation:
             "predicted": self.predicted,
             "local_pred": round(self.local_pred, 6),
             "intercept": round(self.intercept, 6),
-            "score": round(self.score, 6),
+            "score": None if self.score is None else round(self.score, 6),
             "words": [[w, round(v, 6)] for w, v in self.words],
             **self.extra,
         }
@@ -136,6 +137,32 @@ def explain_text(
         score=float(exp.score),
         words=[(str(w), float(v)) for w, v in exp.as_list(label=1)],
         seconds=seconds,
+        weights={str(w): float(v) for w, v in exp.as_list(label=1)},
+    )
+
+
+def word_explanation(
+    review_id: str,
+    label: int,
+    proba: float,
+    intercept: float,
+    weights: dict[str, float],
+    num_features: int,
+    seconds: float,
+) -> Explanation:
+    """An explanation from one weight per word (SHAP, gradients): the ``num_features`` largest kept as words."""
+    top = sorted(weights.items(), key=lambda wv: (-abs(wv[1]), wv[0]))[:num_features]
+    return Explanation(
+        review_id=review_id,
+        label=int(label),
+        proba=proba,
+        predicted=int(proba >= 0.5),
+        local_pred=intercept + float(sum(weights.values())),
+        intercept=intercept,
+        score=None,
+        words=top,
+        seconds=seconds,
+        weights=weights,
     )
 
 

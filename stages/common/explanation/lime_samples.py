@@ -57,7 +57,8 @@ def word_tokens(text: str, indexed: Any) -> tuple[list[str], np.ndarray, np.ndar
     return list(index), term_ids, words
 
 
-def _same_features(a: Any, b: Any) -> bool:
+def same_features(a: Any, b: Any) -> bool:
+    """Whether two feature matrices (sparse or dense) are equal."""
     if sp.issparse(a) or sp.issparse(b):
         a, b = sp.csr_matrix(a), sp.csr_matrix(b)
         return a.shape == b.shape and (a != b).nnz == 0
@@ -174,7 +175,7 @@ def masked_classifier(text: str, model: TextModel) -> Callable[[Any, np.ndarray]
         if mapping is not None:
             terms, term_ids, words = mapping
             features = encode_samples(model.featurizer, terms, term_ids, words, data)
-            if not _same_features(features[:1], model.featurizer.transform([text])):
+            if not same_features(features[:1], model.featurizer.transform([text])):
                 features = None
         if features is None:
             log.warning("LIME fast path not exact for this review; perturbing strings instead")

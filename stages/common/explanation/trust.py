@@ -97,3 +97,29 @@ def submodular_pick(explanations: Sequence[Explanation], budget: int) -> list[in
         chosen.append(best)
         covered |= W[best] > 0
     return chosen
+
+
+def rank_agreement(a: Explanation, b: Explanation, k: int = 10) -> tuple[float, float]:
+    """Two explanations of one review: Spearman's rho over the words either ranks among its
+    ``num_features`` (a word one method leaves out weighs 0 there, as in LIME's surrogate), and the
+    share of their top-``k`` words they have in common. NaN where rho is undefined."""
+    from scipy.stats import spearmanr
+
+    words = sorted({w for w, _ in a.words} | {w for w, _ in b.words})
+    if len(words) < 2:
+        rho = float("nan")
+    else:
+        x = [a.weights.get(w, 0.0) for w in words]
+        y = [b.weights.get(w, 0.0) for w in words]
+        rho = float("nan") if len(set(x)) < 2 or len(set(y)) < 2 else float(spearmanr(x, y).statistic)
+    top_a, top_b = set(a.top_words(k)), set(b.top_words(k))
+    overlap = len(top_a & top_b) / max(len(top_a), len(top_b), 1)
+    return rho, overlap
+
+
+def most_faithful_first(per_method: dict[str, dict[str, float]]) -> list[str]:
+    """Methods ranked by faithfulness: the largest comprehensiveness (removing the method's top words
+    changes the prediction most), then the smallest sufficiency."""
+    return sorted(
+        per_method, key=lambda m: (-per_method[m]["aopc_comprehensiveness"], per_method[m]["aopc_sufficiency"])
+    )

@@ -205,6 +205,36 @@ class Featurizer:
         order = np.lexsort((np.random.default_rng(seed).random(len(ids)), rows))
         return TokenBatch(terms=batch.terms, ids=ids[order], rows=rows[order], n_rows=batch.n_rows)
 
+    def _kept_positions(self, tokens: Sequence[str]) -> list[int]:
+        """Positions of the tokens this featurizer reads (all but ``exclude_terms``)."""
+        excluded = set(self.config.exclude_terms)
+        return [p for p, t in enumerate(tokens) if t not in excluded]
+
+    def ngram_positions(self, tokens: Sequence[str]) -> list[tuple[int, tuple[int, ...]]]:
+        """(bag-of-words column, positions of its tokens) of each n-gram feature of one text's tokens.
+
+        What :meth:`encode` counts, occurrence by occurrence, so that a column's attribution can be
+        handed back to the words that make it.
+        """
+        lo, hi = self.config.ngram_range
+        kept = self._kept_positions(tokens)
+        out = []
+        for n in range(lo, hi + 1):
+            for i in range(len(kept) - n + 1):
+                at = tuple(kept[i : i + n])
+                col = self._index.get(" ".join(tokens[p] for p in at))
+                if col is not None:
+                    out.append((col, at))
+        return out
+
+    def sequence_slots(self, tokens: Sequence[str]) -> np.ndarray:
+        """For each of the ``maxlen`` slots :meth:`encode` fills for one text, the position of its token
+        (-1: padding): which word an attribution to a slot belongs to."""
+        cfg = self.config
+        kept = np.asarray(self._kept_positions(tokens), dtype=np.int64)
+        rows = np.zeros(len(kept), dtype=np.int64)
+        return pad_flat(kept + 1, rows, 1, cfg.maxlen, cfg.padding, cfg.truncating)[0].astype(np.int64) - 1
+
     def _bow(self, batch: TokenBatch) -> sp.csr_matrix:
         cfg = self.config
         lo, hi = cfg.ngram_range

@@ -29,6 +29,7 @@ class TextModel:
 
     featurizer: Featurizer
     predict: Callable[[Any], np.ndarray]
+    network: keras.Model | None = None  # the Keras model behind ``predict``, for gradients
 
     def proba(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → P(positive), through the one featurizer."""
@@ -44,7 +45,7 @@ def load_text_model(model_file: Path, featurizer: Path | Featurizer, *, fast: bo
         path = Path(featurizer)
         featurizer = load_featurizer(path) if path.is_dir() else Featurizer.from_json(path.read_text(encoding="utf-8"))
     model = load_model(model_file)
-    return TextModel(featurizer, fast_predictor(model) if fast else partial(predict_proba, model))
+    return TextModel(featurizer, fast_predictor(model) if fast else partial(predict_proba, model), model)
 
 
 def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024) -> Any:

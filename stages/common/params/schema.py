@@ -305,18 +305,31 @@ class SelectConfig:
         check(self.pool_size >= self.n_reviews, f"{path}.pool_size", "must be >= n_reviews")
 
 
+ExplainMethod = Literal["lime", "shap", "integrated_gradients"]
+EXPLAIN_METHODS: tuple[ExplainMethod, ...] = ("lime", "shap", "integrated_gradients")
+EXPLAIN_METHOD_NAMES = {"lime": "LIME", "shap": "SHAP", "integrated_gradients": "integrated gradients"}
+
+
 @dataclass(frozen=True)
 class ExplainConfig:
     """``explain:`` params."""
 
+    methods: tuple[ExplainMethod, ...] = EXPLAIN_METHODS  # the first also makes the submodular pick
     num_features: int = 10
-    num_samples: int = 5000
-    kernel_width: float = 25.0
+    num_samples: int = 5000  # LIME
+    kernel_width: float = 25.0  # LIME
+    shap_max_evals: int = 500  # SHAP: model calls per review
+    gradient_steps: int = 64  # integrated gradients: points on the path
     sp_budget: int = 3
     faithfulness_k: tuple[int, ...] = (1, 2, 3, 5, 10)  # the k bins of the deletion metrics
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
+        check(bool(self.methods), f"{path}.methods", f"empty: give at least one of {', '.join(EXPLAIN_METHODS)}")
+        for i, method in enumerate(self.methods):
+            check(method not in self.methods[:i], f"{path}.methods[{i}]", f"{method!r} is listed twice")
+        check(self.shap_max_evals >= 10, f"{path}.shap_max_evals", f"must be >= 10, got {self.shap_max_evals}")
+        check(self.gradient_steps >= 1, f"{path}.gradient_steps", f"must be >= 1, got {self.gradient_steps}")
         check(self.num_features >= 1, f"{path}.num_features", f"must be >= 1, got {self.num_features}")
         check(self.num_samples >= 10, f"{path}.num_samples", f"must be >= 10, got {self.num_samples}")
         check(self.kernel_width > 0, f"{path}.kernel_width", f"must be > 0, got {self.kernel_width}")

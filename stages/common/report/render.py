@@ -56,30 +56,52 @@ def _cell(value: Any, floats: str) -> str:
     return esc(floats.format(value) if isinstance(value, float) else value)
 
 
+def highlighted(text: str, words: Sequence[Sequence[Any]]) -> str:
+    """``text`` escaped, its weighted words highlighted (green toward positive, red toward negative)."""
+    weights = {w: float(v) for w, v in words}
+    lim = max((abs(v) for v in weights.values()), default=1.0) or 1.0
+    body = []
+    for piece in re.split(f"({SPLIT_EXPRESSION})", text):
+        if piece in weights:
+            v = weights[piece]
+            colour = "46,125,50" if v > 0 else "198,40,40"
+            body.append(
+                f"<span style='background:rgba({colour},{0.15 + 0.7 * abs(v) / lim:.2f})' "
+                f"title='{v:+.4f}'>{esc(piece)}</span>"
+            )
+        else:
+            body.append(esc(piece))
+    return f"<div class='review'>{''.join(body)}</div>"
+
+
+def _about(e: Mapping[str, Any]) -> str:
+    label = "positive" if e["label"] else "negative"
+    pred = "positive" if e["predicted"] else "negative"
+    fit = "" if e.get("score") is None else f" · fit R²={float(e['score']):.2f}"
+    return (
+        f"<div class='meta'>{esc(e['review_id'])} · true {label} · predicted {pred} "
+        f"(p(positive)={float(e['proba']):.3f}){fit}</div>"
+    )
+
+
 def highlighted_reviews(texts: Mapping[str, str], explanations: Sequence[Mapping[str, Any]]) -> str:
-    """Reviews with their LIME words highlighted (green toward positive, red toward negative)."""
+    """Reviews with their explained words highlighted."""
+    return "\n".join(_about(e) + highlighted(texts[e["review_id"]], e["words"]) for e in explanations)
+
+
+def side_by_side(texts: Mapping[str, str], by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """Each review once per method, in one row: the words each method weighs, highlighted."""
+    per_review = {m: {e["review_id"]: e for e in exps} for m, exps in by_method.items()}
+    first = next(iter(by_method.values()), [])
     out = []
-    for e in explanations:
-        weights = {w: float(v) for w, v in e["words"]}
-        lim = max((abs(v) for v in weights.values()), default=1.0) or 1.0
-        body = []
-        for piece in re.split(f"({SPLIT_EXPRESSION})", texts[e["review_id"]]):
-            if piece in weights:
-                v = weights[piece]
-                colour = "46,125,50" if v > 0 else "198,40,40"
-                body.append(
-                    f"<span style='background:rgba({colour},{0.15 + 0.7 * abs(v) / lim:.2f})' "
-                    f"title='{v:+.4f}'>{esc(piece)}</span>"
-                )
-            else:
-                body.append(esc(piece))
-        label = "positive" if e["label"] else "negative"
-        pred = "positive" if e["predicted"] else "negative"
-        out.append(
-            f"<div class='meta'>{esc(e['review_id'])} · true {label} · predicted {pred} "
-            f"(p(positive)={float(e['proba']):.3f}) · fit R²={float(e['score']):.2f}</div>"
-            f"<div class='review'>{''.join(body)}</div>"
+    for e in first:
+        rid = e["review_id"]
+        cells = "".join(
+            f"<div style='flex:1;min-width:18em'><b>{esc(m)}</b>{highlighted(texts[rid], per[rid]['words'])}</div>"
+            for m, per in per_review.items()
+            if rid in per
         )
+        out.append(_about(e) + f"<div class='row'>{cells}</div>")
     return "\n".join(out)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common.params.schema import SCORECARD_GROUPS
+from stages.common.params.schema import EXPLAIN_METHOD_NAMES, SCORECARD_GROUPS
 from stages.common.report.significance import (
     Interval,
     RocAuc,
@@ -147,8 +147,6 @@ def measures(models: Mapping[str, Figures], resamples: int, seed: int) -> list[M
     metrics) and, for the paired intervals, ``predictions`` (test split: ``id``, ``label``,
     ``proba``, ``predicted``) and ``explanations`` (explain's per-review entries)."""
     test = _Paired({m: d.get("predictions") for m, d in models.items()}, "id", resamples, seed)
-    reviews = _Paired({m: _per_review(d.get("explanations")) for m, d in models.items()}, "review_id", resamples, seed)
-    random = {m: _get(d, "explain") or {} for m, d in models.items()}
 
     out = [
         Measure("accuracy", "higher", "accuracy", lambda d: _num(_get(d, "metrics", "accuracy")),
@@ -167,44 +165,31 @@ def measures(models: Mapping[str, Figures], resamples: int, seed: int) -> list[M
         label = f"behavioural failure rate: {name}"
         out.append(_rate(models, label, "lower", ("behaviour", kind), "failure_rate", "n_cases"))
 
-    def gain(a: str, b: str, column: str) -> Interval | None:
-        """Interval of a LIME-over-random gain: the per-review AOPC resampled, the random baseline as measured."""
-        rand = f"aopc_{column}_random"
-        iv = reviews.interval(_mean_of(column))(a, b)
-        if iv is None or _num(random[a].get(rand)) is None or _num(random[b].get(rand)) is None:
-            return None
-        base = random[a][rand] - random[b][rand]
-        # comprehensiveness: LIME's minus random's; sufficiency: random's minus LIME's (lower is better)
-        return (iv[0] - base, iv[1] - base) if column == "comprehensiveness" else (base - iv[1], base - iv[0])
-
+    methods = list(dict.fromkeys(m for d in models.values() for m in (d.get("explanations") or {})))
+    for method in methods:
+        out += _faithfulness(models, method, resamples, seed)
+    if "lime" in methods:
+        reviews = _Paired(
+            {m: _per_review((d.get("explanations") or {}).get("lime")) for m, d in models.items()},
+            "review_id",
+            resamples,
+            seed,
+        )
+        out.append(
+            Measure(
+                "stability of LIME's explanations (top-10 Jaccard)",
+                "higher",
+                "explanation",
+                lambda d: _num(_get(d, "explain", "lime", "stability_top10_jaccard")),
+                reviews.interval(_mean_of("stability")),
+            )
+        )
     out += [
-        Measure(
-            "comprehensiveness over random words",
-            "higher",
-            "explanation",
-            lambda d: _diff(_get(d, "explain", "aopc_comprehensiveness"),
-                            _get(d, "explain", "aopc_comprehensiveness_random")),
-            lambda a, b: gain(a, b, "comprehensiveness"),
-        ),
-        Measure(
-            "sufficiency over random words",
-            "higher",
-            "explanation",
-            lambda d: _diff(_get(d, "explain", "aopc_sufficiency_random"), _get(d, "explain", "aopc_sufficiency")),
-            lambda a, b: gain(a, b, "sufficiency"),
-        ),
-        Measure(
-            "stability of explanations (top-10 Jaccard)",
-            "higher",
-            "explanation",
-            lambda d: _num(_get(d, "explain", "stability_top10_jaccard")),
-            reviews.interval(_mean_of("stability")),
-        ),
         Measure(
             "agreement with word-label correlation (Spearman)",
             "higher",
             "explanation",
-            lambda d: _num(_get(d, "correlate", "spearman_lime_vs_correlation")),
+            lambda d: _num(_get(d, "correlate", "spearman_vs_correlation")),
             _none,
         ),
         Measure(
@@ -212,6 +197,42 @@ def measures(models: Mapping[str, Figures], resamples: int, seed: int) -> list[M
         ),
     ]  # fmt: skip
     return out
+
+
+def _faithfulness(models: Mapping[str, Figures], method: str, resamples: int, seed: int) -> list[Measure]:
+    """One explanation method's comprehensiveness and sufficiency over random words, per model."""
+    reviews = _Paired(
+        {m: _per_review((d.get("explanations") or {}).get(method)) for m, d in models.items()},
+        "review_id",
+        resamples,
+        seed,
+    )
+    random = {m: _get(d, "explain", "random") or {} for m, d in models.items()}
+
+    def gain(a: str, b: str, column: str) -> Interval | None:
+        """Interval of a gain over random words: the per-review AOPC resampled, the random baseline as measured."""
+        rand = f"aopc_{column}"
+        iv = reviews.interval(_mean_of(column))(a, b)
+        if iv is None or _num(random[a].get(rand)) is None or _num(random[b].get(rand)) is None:
+            return None
+        base = random[a][rand] - random[b][rand]
+        # comprehensiveness: the method's minus random's; sufficiency: random's minus the method's (lower is better)
+        return (iv[0] - base, iv[1] - base) if column == "comprehensiveness" else (base - iv[1], base - iv[0])
+
+    def value(column: str) -> Callable[[Figures], float | None]:
+        def get(d: Figures) -> float | None:
+            mine, rand = _get(d, "explain", method, f"aopc_{column}"), _get(d, "explain", "random", f"aopc_{column}")
+            return _diff(mine, rand) if column == "comprehensiveness" else _diff(rand, mine)
+
+        return get
+
+    name = EXPLAIN_METHOD_NAMES.get(method, method)
+    return [
+        Measure(f"comprehensiveness over random words ({name})", "higher", "explanation", value("comprehensiveness"),
+                lambda a, b: gain(a, b, "comprehensiveness")),
+        Measure(f"sufficiency over random words ({name})", "higher", "explanation", value("sufficiency"),
+                lambda a, b: gain(a, b, "sufficiency")),
+    ]  # fmt: skip
 
 
 def _diff(a: Any, b: Any) -> float | None:
