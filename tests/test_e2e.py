@@ -47,7 +47,7 @@ TINY = {
     "finetune": {"epochs": 1},
     "behave": {"max_cases": 12, "min_cases": 4},
     "select": {"n_reviews": 3},
-    "explain": {"num_samples": 60, "faithfulness_k": [1, 2]},
+    "explain": {"num_samples": 60, "faithfulness_k": [1, 2], "methods": ["lime", "shap", "integrated_gradients"]},
     "correlate": {"max_tokens": 100, "skip_top": 2, "top_n": 10},
 }
 
@@ -215,22 +215,30 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
             assert (proj / f"data/features/{d}/{m}/featurizer.json").is_file()
             for kind, ext in (("history", "csv"), ("roc", "csv"), ("pr", "csv"), ("confusion", "png")):
                 assert (proj / f"reports/plots/{kind}/{d}/{m}.{ext}").is_file()
-            explained = json.loads((proj / f"reports/{d}/explain/{m}/explanations.json").read_text())
-            assert len(explained) == 3 and all(len(e["words"]) > 0 for e in explained)
+            ranked = json.loads((proj / f"reports/{d}/explain/{m}/ranking.json").read_text())
+            assert sorted(r["method"] for r in ranked) == ["integrated_gradients", "lime", "shap"]
+            for method in ("lime", "shap", "integrated_gradients"):
+                explained = json.loads((proj / f"reports/{d}/explain/{m}/{method}/explanations.json").read_text())
+                assert len(explained) == 3 and all(len(e["words"]) > 0 for e in explained)
             trust = json.loads((proj / f"reports/{d}/{m}/explain.json").read_text())
-            assert {"aopc_comprehensiveness", "aopc_comprehensiveness_random", "stability_top10_jaccard"} <= set(trust)
+            assert {"aopc_comprehensiveness", "stability_top10_jaccard"} <= set(trust["lime"])
+            assert {"random", "shap", "integrated_gradients", "agreement"} <= set(trust)
         ids = {
-            m: [e["review_id"] for e in json.loads((proj / f"reports/{d}/explain/{m}/explanations.json").read_text())]
+            (m, x): [
+                e["review_id"]
+                for e in json.loads((proj / f"reports/{d}/explain/{m}/{x}/explanations.json").read_text())
+            ]
             for m in ("mlp", "lstm")
+            for x in ("lime", "shap")
         }
-        assert ids["mlp"] == ids["lstm"]  # both models explained on the same reviews
+        assert len({tuple(v) for v in ids.values()}) == 1  # both models, every method: the same reviews
         assert (proj / f"reports/{d}/correlate/correlations.csv").is_file()
         page = (proj / f"reports/html/{d}/report.html").read_text()
-        assert "SP-LIME" in page and "words shuffled" in page and "<script" not in page
+        assert "which explanation to believe" in page and "words shuffled" in page and "<script" not in page
         assert "Behavioural tests" in page and "Real-world check" in page and "Duplicates and leakage" in page
         assert "Minimal edits that flip the sentiment" in page
         scorecard = json.loads((proj / f"reports/scorecard/{d}.json").read_text())
-        assert scorecard["paragraph"].startswith("The evidence favours") and len(scorecard["table"]) == 14
+        assert scorecard["paragraph"].startswith("The evidence favours") and len(scorecard["table"]) == 18
         # pages that quote review text are DVC-cached, never committed to git
         for html_page in (f"reports/html/{d}/report.html", f"reports/html/{d}/lstm_explanations.html"):
             run(proj, "git", "check-ignore", "-q", html_page)
@@ -276,7 +284,7 @@ def test_full_pipeline_then_noop_then_one_param(project: Path) -> None:
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     child_artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(lstm.info.run_id)}
     assert {"explain", "plots", "featurizer.json", "metrics.json"} <= child_artifacts
-    assert "explain_aopc_comprehensiveness" in lstm.data.metrics
+    assert {"explain.lime.aopc_comprehensiveness", "explain.shap.aopc_comprehensiveness"} <= set(lstm.data.metrics)
     assert {"behaviour.mft.failure_rate", "cross_domain.yelp.accuracy", "contrast.pair_consistency"} <= set(
         lstm.data.metrics
     )

@@ -118,6 +118,25 @@ def test_each_method_ranks_the_known_words_first(method: str, model: TextModel) 
         assert abs(weights.get("the", 0.0)) < 1e-6
 
 
+def test_shap_is_reproducible_and_its_masks_score_as_the_masked_texts() -> None:
+    from stages.common.explanation import shapley
+
+    text = "Great cast. The plot was awful, and the ending... fun!<br />The end"
+    a = explain_one("shap", text, "r1", 1, known_sequence, ExplainConfig(), random_state=4)
+    assert a.words == explain_one("shap", text, "r1", 1, known_sequence, ExplainConfig(), random_state=4).words
+    offsets = shapley._masker_class()().pieces(text)
+    assert [text[a:b] for a, b in offsets][-4:] == ["fun", "br", "The", "end"]  # LIME's words, in order
+    tree = shapley.sentence_tree(["Great ", "cast. ", "The ", "plot ", "was ", "awful"])
+    assert tree[:, :2].tolist() == [[0, 1], [2, 3], [4, 5], [7, 8], [6, 9]]  # each sentence first, then both
+    assert tree[-1, 3] == 6  # one root over every piece
+    masks = np.random.default_rng(0).random((40, len(offsets))) < 0.5
+    texts = [shapley.masked_text(text, offsets, row) for row in masks]
+    assert texts[0] != text and all(t.count("<br />") == 1 or "br" not in t for t in texts)
+    for model in (known, known_sequence):
+        predict = shapley.mask_predictor(text, offsets, model)
+        assert predict(masks) == pytest.approx(model.proba(texts), abs=1e-6)
+
+
 def test_integrated_gradients_credit_a_word_with_its_unigram_and_half_of_each_pair() -> None:
     import keras
 
@@ -139,7 +158,7 @@ def test_explain_reviews_measures_each_method_and_their_agreement() -> None:
     filler = ["the", "a", "plot", "cast", "film", "story", "was", "and", "it", "of"]
     texts = [" ".join([*rng.choice(filler, 12), w]) for w in ("great", "awful", "fun", "great")]
     reviews = pd.DataFrame({"id": [f"r{i}" for i in range(4)], "text": texts, "label": [1, 0, 1, 1]})
-    cfg = ExplainConfig(num_samples=200, faithfulness_k=(1, 2))
+    cfg = ExplainConfig(num_samples=200, faithfulness_k=(1, 2), methods=("lime", "shap", "integrated_gradients"))
     explanations, metrics = explain_reviews(reviews, known, cfg, random_state=1)
     assert list(explanations) == ["lime", "shap", "integrated_gradients"]
     for method, exps in explanations.items():

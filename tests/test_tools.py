@@ -199,16 +199,28 @@ def test_one_model_before_and_after_a_fix_with_paired_intervals() -> None:
         frame.to_parquet(buf)
         files[("data/predictions/imdb/mlp.parquet", rev)] = buf.getvalue()
         correct = float((predicted == label).mean())
+        explained = [{"review_id": f"r{i}", "comprehensiveness": [c], "sufficiency": [0.0]} for i, c in enumerate(
+            rng.random(50) * (0.2 if rev == "main" else 0.4))]  # fmt: skip
+        comp = float(np.mean([e["comprehensiveness"][0] for e in explained]))
+        if rev == "main":  # a revision from before explain.methods: LIME's files one level up, flat metrics
+            explain = {"aopc_comprehensiveness": comp, "aopc_comprehensiveness_random": 0.0, "aopc_sufficiency": 0.0,
+                       "aopc_sufficiency_random": 0.1, "n_explained": 50}  # fmt: skip
+            files[("reports/imdb/explain/mlp/explanations.json", rev)] = json.dumps(explained)
+        else:
+            explain = {"random": {"aopc_comprehensiveness": 0.0, "aopc_sufficiency": 0.1},
+                       "lime": {"aopc_comprehensiveness": comp, "aopc_sufficiency": 0.0}}  # fmt: skip
+            files[("reports/imdb/explain/mlp/ranking.json", rev)] = json.dumps([{"method": "lime"}])
+            files[("reports/imdb/explain/mlp/lime/explanations.json", rev)] = json.dumps(explained)
         for name, content in {
             "metrics.json": {"accuracy": correct, "balanced_accuracy": correct, "roc_auc": correct},
-            "cross_domain.json": {}, "contrast.json": {}, "explain.json": {}, "behaviour.json": {},
+            "cross_domain.json": {}, "contrast.json": {}, "explain.json": explain, "behaviour.json": {},
         }.items():  # fmt: skip
             files[(f"reports/imdb/mlp/{name}", rev)] = json.dumps(content)
         files[("reports/imdb/correlate.json", rev)] = "{}"
-        files[("reports/imdb/explain/mlp/ranking.json", rev)] = json.dumps([{"method": "lime"}])
-        files[("reports/imdb/explain/mlp/lime/explanations.json", rev)] = "[]"
 
     def read(path: str, rev: str, binary: bool) -> object:
+        if (path, rev) not in files:
+            raise FileNotFoundError(path)
         return files[(path, rev)]
 
     card = fix_table(read, "imdb", "mlp", "main", "fix", {"reports": "reports", "predictions": "data/predictions"},
@@ -217,3 +229,5 @@ def test_one_model_before_and_after_a_fix_with_paired_intervals() -> None:
     assert card.loc["accuracy", "ahead"] == "fix"
     assert card.loc["accuracy", "difference (95% interval)"].startswith("fix - main: +0.0")
     assert card.loc["pair consistency on minimal edits (both right)", "ahead"] == ""  # no figures: nobody
+    # LIME's faithfulness across the change of layout: read from both, compared review by review
+    assert card.loc["comprehensiveness over random words (LIME)", "ahead"] == "fix"

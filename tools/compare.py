@@ -80,19 +80,36 @@ def model_figures(read: Reader, rev: str, dataset: str, model: str, paths: dict[
     def js(path: str) -> Any:
         return json.loads(read(path, rev, False))
 
+    explain, correlate = js(f"{reports}/{model}/{layout.EXPLAIN_METRICS}"), js(f"{reports}/{layout.CORRELATE_METRICS}")
+    try:
+        methods = [r["method"] for r in js(f"{reports}/explain/{model}/{layout.RANKING}")]
+        explanations = {m: js(f"{reports}/explain/{model}/{m}/{layout.EXPLANATIONS}") for m in methods}
+    except FileNotFoundError:  # a revision from before explain.methods: LIME only, its files one level up
+        explanations = {"lime": js(f"{reports}/explain/{model}/{layout.EXPLANATIONS}")}
+        explain, correlate = _lime_only(explain, correlate)
     return {
         "metrics": js(f"{reports}/{model}/{layout.METRICS}"),
         "cross_domain": js(f"{reports}/{model}/{layout.CROSS_DOMAIN}"),
         "contrast": js(f"{reports}/{model}/{layout.CONTRAST}"),
-        "explain": js(f"{reports}/{model}/{layout.EXPLAIN_METRICS}"),
-        "correlate": js(f"{reports}/{layout.CORRELATE_METRICS}").get(model),
+        "explain": explain,
+        "correlate": correlate.get(model),
         "behaviour": js(f"{reports}/{model}/{layout.BEHAVIOUR}"),
-        "explanations": {
-            r["method"]: js(f"{reports}/explain/{model}/{r['method']}/{layout.EXPLANATIONS}")
-            for r in js(f"{reports}/explain/{model}/{layout.RANKING}")
-        },
+        "explanations": explanations,
         "predictions": pd.read_parquet(io.BytesIO(read(f"{paths['predictions']}/{dataset}/{model}.parquet", rev, 1))),
     }
+
+
+def _lime_only(explain: dict[str, Any], correlate: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A LIME-only revision's explain and correlate metrics under today's names."""
+    lime = {
+        k: v for k, v in explain.items() if not k.endswith("_random") and k not in ("n_explained", "faithfulness_k")
+    }
+    random = {k.removesuffix("_random"): v for k, v in explain.items() if k.endswith("_random")}
+    renamed = {
+        m: {("spearman_vs_correlation" if k == "spearman_lime_vs_correlation" else k): v for k, v in c.items()}
+        for m, c in correlate.items()
+    }
+    return {"lime": lime, "random": random}, renamed
 
 
 def fix_table(
@@ -119,8 +136,12 @@ def dvc_read(path: str, rev: str, binary: bool) -> Any:
     if rev == WORKSPACE:
         return Path(path).read_bytes() if binary else Path(path).read_text(encoding="utf-8")
     import dvc.api
+    from dvc.exceptions import PathMissingError
 
-    return dvc.api.read(path, rev=rev, mode="rb" if binary else "r")
+    try:
+        return dvc.api.read(path, rev=rev, mode="rb" if binary else "r")
+    except PathMissingError as exc:
+        raise FileNotFoundError(f"{path} at {rev}") from exc
 
 
 def latest_runs(client: Any, experiment: str, n: int) -> list[Any]:

@@ -5,14 +5,15 @@ in reading order; a masked piece is removed. The Partition explainer computes Ow
 hierarchy of those pieces: the review's sentences, each split in halves down to single words. A
 word's weight is the sum over its occurrences, so that, as with LIME, one word gets one weight.
 
-Two changes are for speed and leave the semantics alone. shap's own text hierarchy merges
-neighbours by a heuristic score in O(n²) Python (seconds for a long review); this one is built in
-O(n). And the masker hands the model a boolean mask per sample instead of a string to
-re-tokenize: the kept tokens become features through the same encoding as LIME's fast path
-(checked against the review's own features, with the strings as fallback).
+Two changes are for speed. shap's own text hierarchy merges neighbours by a heuristic score in
+O(n²) Python (seconds for a long review); this one is built in O(n). Owen values depend on the
+hierarchy: docs/decisions.md compares the two. And the masker hands the model a boolean mask per
+sample instead of a string to re-tokenize: the kept tokens become features through the same
+encoding as LIME's fast path (checked against the review's own features, with the strings as
+fallback), which gives the predictions the strings would get.
 
 The explainer breaks ties between equally promising parts of the hierarchy with NumPy's global
-random generator: it is seeded per review, so an explanation is reproducible.
+random generator: it is seeded per review (and restored after), so an explanation is reproducible.
 """
 
 from __future__ import annotations
@@ -83,19 +84,30 @@ def _masker_class() -> type:
             self._update_s_cache(s)
             return sentence_tree(list(self._segments_s))
 
-        def pieces(self, s: str) -> tuple[list[str], np.ndarray, list[str]]:
-            """Each piece's text, start offset and segment (the piece and the separator after it)."""
-            self._update_s_cache(s)
-            offsets = self.tokenizer(s, return_offsets_mapping=True)["offset_mapping"]
-            return [s[a:b] for a, b in offsets], np.array([a for a, _ in offsets]), list(self._segments_s)
+        def pieces(self, s: str) -> list[tuple[int, int]]:
+            """Each piece's (start, end) offsets in ``s``."""
+            return [(int(a), int(b)) for a, b in self.tokenizer(s, return_offsets_mapping=True)["offset_mapping"]]
 
     return PieceMasker
 
 
+def masked_text(text: str, offsets: Sequence[tuple[int, int]], keep: Sequence[bool]) -> str:
+    """``text`` without the pieces not kept; separators stay, as LIME removes words."""
+    out, pos = [], 0
+    for (start, end), k in zip(offsets, keep, strict=True):
+        out.append(text[pos:start])
+        if k:
+            out.append(text[start:end])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def mask_predictor(
-    text: str, starts: np.ndarray, segments: Sequence[str], model: TextModel
+    text: str, offsets: Sequence[tuple[int, int]], model: TextModel
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``f(masks)``: P(positive) of ``text`` keeping, in each row, the pieces where the mask is True."""
+    starts = np.array([start for start, _ in offsets], dtype=np.int64)
     spans = token_spans(text)
     encode = None
     if spans is not None:
@@ -107,7 +119,7 @@ def mask_predictor(
         def encode(masks: np.ndarray) -> Any:
             return encode_samples(model.featurizer, terms, term_ids, pieces, masks.astype(np.float64))
 
-        if not same_features(encode(np.ones((1, len(segments)), bool)), model.featurizer.transform([text])):
+        if not same_features(encode(np.ones((1, len(offsets)), bool)), model.featurizer.transform([text])):
             encode = None
 
     def predict(masks: np.ndarray) -> np.ndarray:
@@ -115,8 +127,7 @@ def mask_predictor(
         if encode is not None:
             features = encode(masks)
         else:
-            kept = ["".join(s for s, keep in zip(segments, row, strict=True) if keep) for row in masks]
-            features = model.featurizer.transform(kept)
+            features = model.featurizer.transform([masked_text(text, offsets, row) for row in masks])
         return np.asarray(model.predict(features), dtype=np.float64).reshape(-1)
 
     return predict
@@ -136,17 +147,22 @@ def explain_text(
     import shap
 
     masker = _masker_class()()
-    words, starts, segments = masker.pieces(text)
-    predict = mask_predictor(text, starts, segments, model)
+    offsets = masker.pieces(text)
+    words = [text[a:b] for a, b in offsets]
+    predict = mask_predictor(text, offsets, model)
     start = time.perf_counter()
     proba = float(predict(np.ones((1, len(words)), bool))[0])
     if len(words) < 2:  # no hierarchy to split: the one piece gets the whole difference
         base = float(predict(np.zeros((1, len(words)), bool))[0])
         values = np.array([proba - base] * len(words))
     else:
+        state = np.random.get_state()
         np.random.seed(review_seed(random_state, review_id))  # the explainer's tie-breaks
-        explainer = shap.explainers.Partition(predict, masker)
-        out = explainer([text], max_evals=max_evals, batch_size=max_evals, silent=True)
+        try:
+            explainer = shap.explainers.Partition(predict, masker)
+            out = explainer([text], max_evals=max_evals, batch_size=max_evals, silent=True)
+        finally:
+            np.random.set_state(state)
         values, base = np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0])
     seconds = time.perf_counter() - start
     weights: dict[str, float] = {}
