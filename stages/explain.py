@@ -55,30 +55,13 @@ def explain_one(
     method: str, text: str, review_id: str, label: int, model: TextModel, cfg: ExplainConfig, random_state: int
 ) -> Explanation:
     """One review's explanation by ``method`` (one weight per word, for the positive class)."""
+    review, k = (text, review_id, label, model), cfg.num_features
     if method == "lime":
-        return explain_text(
-            text,
-            review_id,
-            label,
-            model,
-            random_state=random_state,
-            num_features=cfg.num_features,
-            num_samples=cfg.num_samples,
-            kernel_width=cfg.kernel_width,
-        )
+        lime = {"num_samples": cfg.num_samples, "kernel_width": cfg.kernel_width}
+        return explain_text(*review, random_state=random_state, num_features=k, **lime)
     if method == "shap":
-        return shapley.explain_text(
-            text,
-            review_id,
-            label,
-            model,
-            random_state=random_state,
-            num_features=cfg.num_features,
-            max_evals=cfg.shap_max_evals,
-        )
-    return gradients.explain_text(
-        text, review_id, label, model, num_features=cfg.num_features, steps=cfg.gradient_steps
-    )
+        return shapley.explain_text(*review, random_state=random_state, num_features=k, max_evals=cfg.shap_max_evals)
+    return gradients.explain_text(*review, num_features=k, steps=cfg.gradient_steps)
 
 
 def explain_all(
