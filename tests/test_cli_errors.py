@@ -123,6 +123,7 @@ def test_a_bad_registry_param_fails_track_before_mlflow_is_touched(tmp_path: Pat
         ({"mlp__dropuot": 0.3}, "mlp.dropuot: unknown key"),
         ({"mlp__dropout": 1.5}, "mlp.dropout: must be in [0, 1), got 1.5"),
         ({"explain__num_samples": -5}, "explain.num_samples: must be >= 10, got -5"),
+        ({"explain__methods": ["lime", "gradcam"]}, "explain.methods[1]: 'gradcam' is not one of 'lime', 'shap'"),
         ({"correlate__top_n": 0}, "correlate.top_n: must be >= 1, got 0"),
         ({"track__register": {"metric": "accuracy", "direction": "up"}}, "track.register.direction"),
     ],
