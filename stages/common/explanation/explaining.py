@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,11 +146,16 @@ def word_explanation(
     label: int,
     proba: float,
     intercept: float,
-    weights: dict[str, float],
+    occurrences: Iterable[tuple[str, float]],
     num_features: int,
     seconds: float,
 ) -> Explanation:
-    """An explanation from one weight per word (SHAP, gradients): the ``num_features`` largest kept as words."""
+    """An explanation from weighted word occurrences (SHAP, gradients): a word weighs the sum over its
+    occurrences (empty words left out), and the ``num_features`` largest are kept as words."""
+    weights: dict[str, float] = {}
+    for word, value in occurrences:
+        if word:
+            weights[word] = weights.get(word, 0.0) + float(value)
     top = sorted(weights.items(), key=lambda wv: (-abs(wv[1]), wv[0]))[:num_features]
     return Explanation(
         review_id=review_id,

@@ -25,8 +25,8 @@ import numpy as np
 
 from stages.common.errors import DataError
 from stages.common.explanation.explaining import Explanation, word_explanation
-from stages.common.explanation.lime_samples import word_tokens
-from stages.common.features.featurizer import PAD_ID, TokenBatch
+from stages.common.explanation.lime_samples import SPLIT_EXPRESSION, word_tokens
+from stages.common.features.featurizer import PAD_ID
 from stages.common.features.tokens import tokenize
 from stages.common.modelling.prediction import TextModel
 
@@ -47,11 +47,16 @@ def _call(layer: Any, x: Any, mask: Any) -> tuple[Any, Any]:
     return y, (layer.compute_mask(x, mask) if mask is not None else None)
 
 
-def _tail(network: Any, first: type) -> tuple[Any, list[Any]]:
-    """The network's first layer (which must be a ``first``) and the layers after it."""
+def _layers(network: Any) -> list[Any]:
+    """The network's layers, its input left out."""
     import keras
 
-    layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _tail(network: Any, first: type) -> tuple[Any, list[Any]]:
+    """The network's first layer (which must be a ``first``) and the layers after it."""
+    layers = _layers(network)
     if not layers or not isinstance(layers[0], first):
         raise DataError(f"integrated gradients: model {network.name!r} does not start with a {first.__name__} layer")
     return layers[0], layers[1:]
@@ -67,7 +72,7 @@ def _path_gradients(network: Any) -> Any:
     import keras
     import tensorflow as tf
 
-    first = network.layers[1] if isinstance(network.layers[0], keras.layers.InputLayer) else network.layers[0]
+    first = next(iter(_layers(network)), None)
     if isinstance(first, keras.layers.Embedding):
         _, tail = _tail(network, keras.layers.Embedding)
 
@@ -145,18 +150,18 @@ def token_attributions(text: str, model: TextModel, steps: int) -> tuple[list[st
         raise DataError("integrated gradients need the Keras model (load_text_model gives it)")
     featurizer = model.featurizer
     tokens = tokenize(text)
+    features = featurizer.transform([text])
+    predicted = float(model.predict(features)[0])
     per_token = np.zeros(len(tokens), dtype=np.float64)
     if featurizer.config.kind == "seq":
-        ids = np.asarray(featurizer.encode(TokenBatch.from_texts([text])))[0]
-        slots, fx, fb = sequence_attributions(model.network, ids, steps)
+        slots, fx, fb = sequence_attributions(model.network, np.asarray(features)[0], steps)
         where = featurizer.sequence_slots(tokens)
         read = where >= 0
         np.add.at(per_token, where[read], slots[read])
     else:
-        row = featurizer.transform([text]).tocsr()
+        row = features.tocsr()
         if not row.nnz:  # none of the vocabulary's n-grams: the input is the baseline
-            fx = fb = float(model.predict(row)[0])
-            return tokens, per_token, fx, fb
+            return tokens, per_token, predicted, predicted
         attr, fx, fb = bow_attributions(model.network, row.indices, row.data, steps)
         by_column = dict(zip(row.indices.tolist(), attr, strict=True))
         occurrences = featurizer.ngram_positions(tokens)
@@ -167,7 +172,6 @@ def token_attributions(text: str, model: TextModel, steps: int) -> tuple[list[st
             share = by_column.get(col, 0.0) / count[col] / len(at)
             for p in at:
                 per_token[p] += share
-    predicted = float(model.predict(featurizer.transform([text]))[0])
     if abs(fx - predicted) > CHAIN_TOLERANCE:
         raise DataError(
             f"integrated gradients: the layers of {model.network.name!r} read as a chain give {fx:.6f}, "
@@ -182,8 +186,6 @@ def explain_text(
     """One review's integrated-gradients explanation, a weight per LIME word for P(positive)."""
     from lime.lime_text import IndexedString
 
-    from stages.common.explanation.lime_samples import SPLIT_EXPRESSION
-
     start = time.perf_counter()
     tokens, per_token, proba, fb = token_attributions(text, model, steps)
     seconds = time.perf_counter() - start
@@ -191,7 +193,4 @@ def explain_text(
     mapping = word_tokens(text, indexed)
     # where tokens cannot be matched to LIME's words exactly, a token is its own word
     names = [str(indexed.inverse_vocab[w]) for w in mapping[2]] if mapping is not None else tokens
-    weights: dict[str, float] = {}
-    for name, value in zip(names, per_token, strict=True):
-        weights[name] = weights.get(name, 0.0) + float(value)
-    return word_explanation(review_id, label, proba, fb, weights, num_features, seconds)
+    return word_explanation(review_id, label, proba, fb, zip(names, per_token, strict=True), num_features, seconds)

@@ -165,8 +165,4 @@ def explain_text(
             np.random.set_state(state)
         values, base = np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0])
     seconds = time.perf_counter() - start
-    weights: dict[str, float] = {}
-    for word, value in zip(words, values, strict=True):
-        if word:
-            weights[word] = weights.get(word, 0.0) + float(value)
-    return word_explanation(review_id, label, proba, base, weights, num_features, seconds)
+    return word_explanation(review_id, label, proba, base, zip(words, values, strict=True), num_features, seconds)
