@@ -33,7 +33,7 @@ test: setup         ## set up, then run the tests
 	$(BIN)/python -m pytest
 
 test-quick: setup   ## unit tests only (no end-to-end dvc repro): the inner loop
-	$(BIN)/python -m pytest -m "not e2e and not server"
+	$(BIN)/python -m pytest -m "not e2e and not server and not spark"
 
 lint: setup
 	$(BIN)/ruff check .

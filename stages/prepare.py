@@ -14,111 +14,44 @@ duplicates and near-duplicates within and across the splits. Sources:
 * ``reviews``: any CSV/Parquet with a text column and either a 0/1 label column or a rating
   column (binarised: ``rating <= negative_max`` → 0, ``>= positive_min`` → 1, in between
   dropped), with an optional split column. Without one, a seeded stratified test split of
-  ``test_size`` is drawn. The Yelp data is this format.
+  ``test_size`` is drawn. The Yelp data is this format. Read ``CHUNK_ROWS`` rows at a time:
+  memory does not grow with the table (``make scale``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import tarfile
-import zlib
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from stages.common import cli
-from stages.common.data.duplicates import find_duplicates
+from stages.common.data.duplicates import DuplicateIndex
 from stages.common.data.io import atomic_path, write_json
-from stages.common.data.pairs import add_pairs, read_pairs
+from stages.common.data.pairs import pair_rows, read_pairs
+from stages.common.data.raw import (
+    CHUNK_ROWS,
+    MAX_REVIEW_BYTES,
+    SPLITS,
+    check_size,
+    clean_text,
+    read_aclimdb,
+    read_reviews_chunks,
+)
 from stages.common.data.sources import Fetched, fetch_source
 from stages.common.errors import DataError
 from stages.common.params import load_params
 from stages.common.params.schema import DatasetConfig, PrepareConfig
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "test")
-_MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-MAX_REVIEW_BYTES = PrepareConfig().max_review_bytes  # the default, declared once in the config
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-
-
-def clean_text(text: str) -> str:
-    """Normalise markup the sources carry (IMDB's ``<br />``) to newlines."""
-    return _BREAK.sub("\n", text)
-
-
-def read_aclimdb(
-    path: Path, encoding_errors: str = "replace", max_review_bytes: int = MAX_REVIEW_BYTES
-) -> pd.DataFrame:
-    """Read labeled reviews straight from an aclImdb tar archive (never extracts).
-
-    Only regular-file members named ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
-    are read; a link with such a name is an error, everything else is ignored. A member larger
-    than ``max_review_bytes`` is refused from its header, before it is read, so memory stays
-    bounded by the reviews, not by one member.
-    """
-    rows: list[tuple[str, str, int, str, int, int]] = []
-    try:
-        with tarfile.open(path, mode="r:*") as tar:
-            for member in tar:
-                match = _MEMBER.match(member.name)
-                if match is None:
-                    continue
-                if not member.isfile():
-                    raise DataError(f"{path}: member {member.name!r} is a link or special file; refusing it")
-                split, polarity, num, rating = match.groups()
-                _check_size(member.size, f"{split}/{polarity}/{num}_{rating}", max_review_bytes, f"{path}")
-                fh = tar.extractfile(member)
-                assert fh is not None
-                raw = fh.read()
-                try:
-                    text = raw.decode("utf-8", errors=encoding_errors)
-                except UnicodeDecodeError as exc:
-                    raise DataError(
-                        f"{path}: member {member.name!r} is not valid UTF-8 ({exc}); "
-                        "set prepare.encoding_errors: replace to substitute bad bytes"
-                    ) from None
-                rows.append(
-                    (f"{split}/{polarity}/{num}_{rating}", text, int(polarity == "pos"), split, int(rating), int(num))
-                )
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated archive ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt members found")
-    df = pd.DataFrame(rows, columns=["id", "text", "label", "split", "rating", "_num"])
-    df["_split_order"] = df["split"].map({s: i for i, s in enumerate(SPLITS)})
-    df = df.sort_values(["_split_order", "label", "_num"], kind="stable").drop(columns=["_num", "_split_order"])
-    return df.reset_index(drop=True)
-
-
-def _check_size(size: int, review_id: str, limit: int, where: str) -> None:
-    """Refuse a review of more than ``limit`` bytes (``prepare.max_review_bytes``), naming it."""
-    if size > limit:
-        raise DataError(
-            f"{where}: review {review_id!r} is {size:,} bytes, over prepare.max_review_bytes ({limit:,}); "
-            "remove it from the source or raise the limit"
-        )
-
-
-def read_reviews_file(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
-    """Read a reviews CSV (any compression pandas infers from the name) or Parquet file."""
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        if suffixes and suffixes[-1] in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, keep_default_na=False, na_values=[], encoding="utf-8", encoding_errors=encoding_errors)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid UTF-8 ({exc}); set prepare.encoding_errors: replace to substitute bad bytes"
-        ) from None
-    except (ValueError, OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read reviews table ({exc})") from None
 
 
 def _require_columns(raw: pd.DataFrame, columns: Sequence[str], where: str) -> None:
@@ -172,10 +105,14 @@ def _labels_from_rating(values: pd.Series, cfg: DatasetConfig, where: str) -> tu
     return label, rating.astype(float)
 
 
-def prepare_reviews(
-    raw: pd.DataFrame, cfg: DatasetConfig, seed: int, where: str = "source", max_review_bytes: int = MAX_REVIEW_BYTES
+def normalise_reviews(
+    raw: pd.DataFrame, cfg: DatasetConfig, where: str = "source", max_review_bytes: int = MAX_REVIEW_BYTES
 ) -> pd.DataFrame:
-    """Normalise a raw review table: labels, ids, split, checks. Pure; ``where`` names the input."""
+    """One chunk of a raw review table as ``id, text, label, split, rating``, checked. Pure.
+
+    ``split`` is ``""`` when the source has no split column (one is drawn over the whole table);
+    ``where`` names the input in errors, with the row (the chunk's index: the row in the file).
+    """
     if cfg.format == "aclimdb":
         df = raw[["id", "text", "label", "split", "rating"]].copy()
         df["rating"] = df["rating"].astype(float)
@@ -184,56 +121,40 @@ def prepare_reviews(
         wanted = [cfg.text_column]
         wanted += [c for c in (cfg.label_column, cfg.rating_column, cfg.split_column) if c]
         _require_columns(raw, wanted, where)
-        if raw.empty:
-            raise DataError(f"{where}: no reviews (the table has a header and no rows)")
         df = pd.DataFrame(index=raw.index)
         df["id"] = raw.index.astype(str)
         df["text"] = _check_texts(raw[cfg.text_column], cfg.text_column, where)
         sizes = df["text"].str.len()  # characters: a cheap bound, then the exact bytes of the longest
-        longest = sizes.idxmax()
-        if sizes[longest] * 4 > max_review_bytes:
+        if len(df) and sizes.max() * 4 > max_review_bytes:
             nbytes = df["text"].map(lambda t: len(t.encode("utf-8")))
             longest = nbytes.idxmax()
-            _check_size(int(nbytes[longest]), str(df.at[longest, "id"]), max_review_bytes, f"{where} row {longest}")
+            check_size(int(nbytes[longest]), str(df.at[longest, "id"]), max_review_bytes, f"{where} row {longest}")
         if cfg.label_column:
             df["label"] = _labels_from_column(raw[cfg.label_column], cfg.label_column, where)
             df["rating"] = np.nan
         else:
             df["label"], df["rating"] = _labels_from_rating(raw[cfg.rating_column], cfg, where)
-            dropped = int((df["label"] < 0).sum())
-            log.info(
-                "%s: %d reviews with %s between %s and %s dropped (neither positive nor negative)",
-                where,
-                dropped,
-                cfg.rating_column,
-                cfg.negative_max,
-                cfg.positive_min,
-            )
             df = df[df["label"] >= 0]
         if cfg.split_column:
             df["split"] = raw.loc[df.index, cfg.split_column].astype(str).str.strip().str.lower()
         else:
-            df["split"] = _stratified_split(df["label"].to_numpy(), cfg.test_size, seed, where)
-    bad_split = ~df["split"].isin(SPLITS)
-    if bad_split.any():
-        row = df.index[bad_split.to_numpy()][0]
-        raise DataError(
-            f"{where}: column {cfg.split_column!r} row {row}: split {df.loc[row, 'split']!r} is not train/test"
-        )
-    if df["id"].duplicated().any():
+            df["split"] = ""
+    if cfg.format == "aclimdb" or cfg.split_column:
+        bad_split = ~df["split"].isin(SPLITS)
+        if bad_split.any():
+            row = df.index[bad_split.to_numpy()][0]
+            raise DataError(
+                f"{where}: column {cfg.split_column!r} row {row}: split {df.loc[row, 'split']!r} is not train/test"
+            )
+    if df["id"].duplicated().any():  # a table's ids are its row numbers: only an archive can repeat one
         dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
         raise DataError(f"{where}: review id {dup!r} occurs more than once")
-    for split in SPLITS:
-        labels = set(df.loc[df["split"] == split, "label"].tolist())
-        if not labels:
-            raise DataError(f"{where}: the {split} split is empty")
-        if len(labels) < 2:
-            raise DataError(f"{where}: the {split} split has one class only (label {labels.pop()})")
     df["label"] = df["label"].astype(np.int8)
-    return df[["id", "text", "label", "split", "rating"]].reset_index(drop=True)
+    return df[["id", "text", "label", "split", "rating"]]
 
 
-def _stratified_split(labels: np.ndarray, test_size: float, seed: int, where: str) -> np.ndarray:
+def draw_split(labels: np.ndarray, test_size: float, seed: int, where: str) -> np.ndarray:
+    """A seeded stratified train/test split for a source without one. Pure."""
     idx = np.arange(len(labels))
     try:
         _, test_idx = train_test_split(idx, test_size=test_size, stratify=labels, random_state=seed)
@@ -244,31 +165,161 @@ def _stratified_split(labels: np.ndarray, test_size: float, seed: int, where: st
     return split
 
 
-def data_card(df: pd.DataFrame, name: str, fetched: Fetched | None = None) -> dict[str, Any]:
-    """Counts per split and label, text length statistics and the source checksum."""
-    lengths = df["text"].str.len()
-    words = df["text"].str.split().str.len()
+def check_splits(labels: np.ndarray, splits: np.ndarray, where: str) -> None:
+    """Both splits must hold both classes."""
+    for split in SPLITS:
+        present = set(np.unique(labels[splits == split]).tolist())
+        if not present:
+            raise DataError(f"{where}: the {split} split is empty")
+        if len(present) < 2:
+            raise DataError(f"{where}: the {split} split has one class only (label {present.pop()})")
+
+
+@dataclass
+class _Columns:
+    """The small per-review columns prepare keeps in memory (the text streams through a file)."""
+
+    ids: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    splits: list[np.ndarray] = field(default_factory=list)
+    chars: list[np.ndarray] = field(default_factory=list)
+    words: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, part: pd.DataFrame) -> None:
+        self.ids.append(part["id"].to_numpy(dtype=str))
+        self.labels.append(part["label"].to_numpy(dtype=np.int8))
+        self.splits.append(part["split"].to_numpy(dtype=object))
+        texts = part["text"]
+        self.chars.append(texts.str.len().to_numpy(dtype=np.int64))
+        # one review's words at a time: ``str.split()`` on the column would hold every review's list at once
+        self.words.append(np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts)))
+
+    def stacked(self, name: str) -> np.ndarray:
+        return np.concatenate(getattr(self, name)) if getattr(self, name) else np.zeros(0)
+
+
+def prepare_table(
+    chunks: Iterable[pd.DataFrame],
+    cfg: DatasetConfig,
+    pcfg: PrepareConfig,
+    seed: int,
+    out: Path,
+    where: str = "source",
+    pairs: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Stream a raw table's chunks into the prepared table at ``out``; return the data card's body.
+
+    Two passes, memory bounded by a chunk: the first checks each chunk, stages its rows in a
+    temporary Parquet file and keeps only small per-review columns (label, split, lengths,
+    duplicate keys); the split is drawn, ``pairs`` (``read_pairs``) join the training split, a pair
+    whose member is (or is nearly) a test review dropped whole so the test split stays unseen, and
+    the second pass writes ``out`` atomically in row groups of ``CHUNK_ROWS`` reviews.
+    """
+    cols = _Columns()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with DuplicateIndex(pcfg.near_duplicate_jaccard, seed) as index, tempfile.TemporaryDirectory(
+        prefix=f".{out.stem}.", dir=out.parent
+    ) as scratch:  # fmt: skip
+        staged = Path(scratch) / "rows.parquet"
+        read = 0
+        with _ParquetSink(staged) as sink:
+            for raw in chunks:
+                part = normalise_reviews(raw, cfg, where, pcfg.max_review_bytes)
+                read += len(raw)
+                cols.add(part)
+                index.add(part["text"].tolist())
+                sink.write(part.drop(columns="split").assign(group=""))
+            if read == 0:
+                raise DataError(f"{where}: no reviews (the table has a header and no rows)")
+            n = index.size
+            if cfg.rating_column:
+                log.info("%s: %d reviews with %s between %s and %s dropped (neither positive nor negative)",
+                         where, read - n, cfg.rating_column, cfg.negative_max, cfg.positive_min)  # fmt: skip
+            labels, splits = cols.stacked("labels"), cols.stacked("splits")
+            if cfg.format == "reviews" and not cfg.split_column:
+                splits = draw_split(labels, cfg.test_size, seed, where)
+            check_splits(labels, splits, where)
+            keep = np.ones(n, dtype=bool)
+            augment: dict[str, Any] | None = None
+            if pairs is not None:
+                rows = pair_rows(pairs)
+                index.add(rows["text"].tolist())
+                sink.write(rows.drop(columns="split"))
+                test = np.flatnonzero(splits == "test")
+                probe = index.find(
+                    np.r_[test, n + np.arange(len(rows))],
+                    # "test" here: the pair rows, looked up in the test split
+                    ["train"] * len(test) + ["test"] * len(rows),
+                    [*cols.stacked("ids")[test], *rows["id"]],
+                )
+                leaked = set(rows.loc[probe.in_train[len(test) :], "group"])
+                kept = ~rows["group"].isin(leaked).to_numpy()
+                keep = np.r_[keep, kept]
+                cols.add(rows[kept])
+                labels = np.r_[labels, rows["label"].to_numpy()[kept]]
+                splits = np.r_[splits, rows["split"].to_numpy()[kept]]
+                augment = {"pairs": int(rows.loc[kept, "group"].nunique()), "rows": int(kept.sum()),
+                           "dropped_pairs_in_test": len(leaked)}  # fmt: skip
+        ids = cols.stacked("ids")
+        dups = index.find(np.flatnonzero(keep), splits, ids)
+        _write_prepared(staged, out, keep, splits, dups.in_train)
+    card = data_card(labels, splits, cols.stacked("chars"), cols.stacked("words"))
+    card["duplicates"] = dups.card
+    if augment is not None:
+        card["augment"] = augment
+    return card
+
+
+class _ParquetSink:
+    """Appends DataFrames of one schema to a Parquet file, one row group each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._writer, self._schema = path, None, None
+
+    def __enter__(self) -> _ParquetSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def write(self, df: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy")
+        self._writer.write_table(table.cast(self._schema))
+
+
+def _write_prepared(staged: Path, out: Path, keep: np.ndarray, splits: np.ndarray, in_train: np.ndarray) -> None:
+    """Second pass: the staged rows that are kept, with their split and training twin, into ``out``."""
+    start = written = 0
+    with atomic_path(out) as tmp, _ParquetSink(tmp) as sink:
+        for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
+            part = batch.to_pandas()
+            part = part[keep[start : start + len(part)]].reset_index(drop=True)
+            start += len(batch)
+            part.insert(3, "split", splits[written : written + len(part)])
+            part["in_train"] = in_train[written : written + len(part)]
+            written += len(part)
+            sink.write(part)
+
+
+def data_card(labels: np.ndarray, splits: np.ndarray, chars: np.ndarray, words: np.ndarray) -> dict[str, Any]:
+    """Counts per split and label and text length statistics (characters, words). Pure."""
     card: dict[str, Any] = {
-        "dataset": name,
-        "rows": len(df),
-        "positive_fraction": round(float(df["label"].mean()), 6),
+        "rows": len(labels),
+        "positive_fraction": round(float(np.mean(labels)), 6),
         "splits": {},
-        "text_chars": _stats(lengths),
-        "text_words": _stats(words),
+        "text_chars": _stats(pd.Series(chars)),
+        "text_words": _stats(pd.Series(words)),
     }
     for split in SPLITS:
-        part = df[df["split"] == split]
+        part = labels[splits == split]
         card["splits"][split] = {
             "rows": len(part),
-            "negative": int((part["label"] == 0).sum()),
-            "positive": int((part["label"] == 1).sum()),
-        }
-    if fetched is not None:
-        card["source"] = {
-            "location": fetched.location,
-            "via": fetched.via,
-            "sha256": fetched.sha256,
-            "bytes": fetched.size,
+            "negative": int((part == 0).sum()),
+            "positive": int((part == 1).sum()),
         }
     return card
 
@@ -295,31 +346,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed, cfg, pcfg = params.seed, params.dataset(args.dataset), params.prepare
 
     fetched = fetch_source(cfg, args.download_dir, pcfg)
+    where = str(fetched.path)
     if cfg.format == "aclimdb":
-        raw = read_aclimdb(fetched.path, pcfg.encoding_errors, pcfg.max_review_bytes)
+        chunks: Iterable[pd.DataFrame] = [read_aclimdb(fetched.path, pcfg.encoding_errors, pcfg.max_review_bytes)]
     else:
-        raw = read_reviews_file(fetched.path, pcfg.encoding_errors)
-    df = prepare_reviews(raw, cfg, seed, where=str(fetched.path), max_review_bytes=pcfg.max_review_bytes)
-    df = df.assign(group="")
-    augment: dict[str, Any] | None = None
+        chunks = read_reviews_chunks(fetched.path, pcfg.encoding_errors, cfg.text_column)
+    pairs, pairs_fetched = None, None
     if cfg.augment is not None:
         pairs_fetched = fetch_source(cfg.augment.pairs, args.download_dir, pcfg)
         pairs = read_pairs(pairs_fetched.path, cfg.augment.pairs)
-        df, augment = add_pairs(df, pairs, pcfg.near_duplicate_jaccard, seed)
-        augment["source"] = {"location": pairs_fetched.location, "via": pairs_fetched.via,
-                             "sha256": pairs_fetched.sha256}  # fmt: skip
-        log.info("%s: training split + %s", args.dataset, augment)
-    dups = find_duplicates(df["id"], df["text"], df["split"], pcfg.near_duplicate_jaccard, seed)
-    df["in_train"] = dups.in_train
-    card = data_card(df, args.dataset, fetched)
-    card["duplicates"] = dups.card
-    if augment is not None:
-        card["augment"] = augment
+    body = prepare_table(chunks, cfg, pcfg, seed, args.out, where, pairs)
+    card = {"dataset": args.dataset, **body, "source": _source(fetched)}
+    if pairs_fetched is not None:
+        card["augment"]["source"] = {k: v for k, v in _source(pairs_fetched).items() if k != "bytes"}
+        log.info("%s: training split + %s", args.dataset, card["augment"])
     log.info("%s: %s", args.dataset, {s: card["splits"][s] for s in SPLITS})
-    log.info("%s: %d test reviews have a twin in the training split", args.dataset, dups.card["test_in_train"])
-    with atomic_path(args.out) as tmp:
-        df.to_parquet(tmp, index=False)
+    log.info("%s: %d test reviews have a twin in the training split", args.dataset, card["duplicates"]["test_in_train"])
     write_json(args.card, card)
+
+
+def _source(fetched: Fetched) -> dict[str, Any]:
+    return {"location": fetched.location, "via": fetched.via, "sha256": fetched.sha256, "bytes": fetched.size}
 
 
 if __name__ == "__main__":

@@ -67,3 +67,42 @@ def team_server() -> Iterator[tuple[str, str, Path]]:
     finally:
         subprocess.run(["bash", *script, "stop", str(home / "srv")], env=env, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# what a client of the local S3 endpoint presents (moto accepts any credentials)
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_CLIENT = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}  # boto3
+
+
+@contextmanager
+def s3_endpoint(bucket: str) -> Iterator[str]:
+    """A real S3-compatible server (``moto_server``, the moto package) on loopback, with ``bucket``.
+
+    Yields its endpoint URL; clients need :data:`S3_ENV`'s credentials.
+    """
+    import signal
+    import time
+    import urllib.request
+
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
+                time.sleep(0.2)
+        boto3.client("s3", endpoint_url=url, **S3_CLIENT).create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

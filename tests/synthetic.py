@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common.params.schema import ModelConfig
+from stages.common.params.schema import FeaturizerConfig, ModelConfig
 
 POSITIVE = ["great", "wonderful", "excellent", "loved", "delightful", "superb", "brilliant", "fun"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "dull", "worst", "waste", "mess"]
@@ -132,3 +132,17 @@ def write_pairs_tsv(path: Path, n_pairs: int = 20, seed: int = 0) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
+
+
+def tiny_text_model(folder: Path, seed: int) -> tuple[Path, Path]:
+    """An untrained two-unit MLP and its bag-of-words featurizer, saved in ``folder``: (model, featurizer.json)."""
+    from stages.common.features.featurizer import fit_featurizer
+    from stages.common.modelling.models import build_model, configure_determinism
+
+    f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10, min_count=1))
+    configure_determinism(seed)
+    model = build_model(model_config("mlp", hidden_units=[2]), f.input_dim)
+    keras_file, feat = folder / f"m{seed}.keras", folder / "featurizer.json"
+    model.save(keras_file)
+    feat.write_text(f.to_json())
+    return keras_file, feat

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.data.pairs import add_pairs, read_pairs
+from stages.common.data.pairs import read_pairs
 from stages.common.errors import DataError
 from stages.common.params.schema import PairsConfig
 from stages.contrast import contrast
@@ -67,26 +67,3 @@ def test_pair_consistency_counts_pairs_with_both_members_right() -> None:
     assert contrast(pairs, proba, 0.5, 500, seed=1) == m  # seeded
     reordered = pairs.iloc[::-1].reset_index(drop=True)
     assert contrast(reordered, proba[::-1], 0.5, 500, seed=1)["pair_consistency"] == 0.5
-
-
-def _table() -> pd.DataFrame:
-    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
-    texts = [" ".join(words[i:] + words[:i]) + f" review {i}" for i in range(10)]
-    return pd.DataFrame({"id": [f"r{i}" for i in range(10)], "text": texts, "label": [0, 1] * 5,
-                         "split": ["train"] * 5 + ["test"] * 5, "rating": np.nan})  # fmt: skip
-
-
-def test_pairs_join_the_training_split_whole_and_a_pair_seen_in_the_test_split_is_dropped() -> None:
-    table = _table()
-    pairs = pd.DataFrame({
-        "pair": ["1", "1", "2", "2"],
-        # pair 2's first member is test review r7 with one word changed: a near twin of a test review
-        "text": ["a fine film indeed", "a dull film indeed", table.at[7, "text"].replace("review", "Review!"),
-                 "something else entirely here"],
-        "label": np.array([1, 0, 0, 1], dtype=np.int8),
-    })  # fmt: skip
-    out, card = add_pairs(table, pairs, jaccard=0.8, seed=0)
-    added = out[out["group"] != ""]
-    assert added["id"].tolist() == ["pairs/1/pos", "pairs/1/neg"]
-    assert set(added["split"]) == {"train"} and len(out) == len(table) + 2
-    assert card == {"pairs": 1, "rows": 2, "dropped_pairs_in_test": 1}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.data.duplicates import find_duplicates, normalise
+from stages.common.data.duplicates import DuplicateIndex, find_duplicates, normalise
 from stages.crossdomain import cross_domain
 from stages.evaluate import deduplicated
 from tests.synthetic import reviews_frame
@@ -73,3 +73,15 @@ def test_cross_domain_scores_each_other_tables_test_split() -> None:
     assert scores["yelp"]["n_test"] == 4
     assert scores["yelp"]["accuracy"] == pytest.approx(0.75)
     assert scores["yelp"]["balanced_accuracy"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-6)
+
+
+def test_reviews_added_in_chunks_find_the_same_twins_as_at_once() -> None:
+    df = _corpus()
+    whole = find_duplicates(df["id"], df["text"], df["split"], jaccard=0.8, seed=1)
+    with DuplicateIndex(jaccard=0.8, seed=1) as index:
+        for start in range(0, len(df), 7):
+            index.add(df["text"].iloc[start : start + 7].tolist())
+        chunked = index.find(np.arange(len(df)), df["split"], df["id"])
+        assert chunked.card == whole.card and (chunked.in_train == whole.in_train).all()
+        test_only = np.flatnonzero(df["split"] == "test")  # a selection: the training twins are not in it
+        assert index.find(test_only, df["split"].iloc[test_only], df["id"].iloc[test_only]).card["test_in_train"] == 0

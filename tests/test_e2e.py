@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port, require_postgres, team_server
+from tests.conftest import S3_CLIENT, S3_ENV, free_port, require_postgres, s3_endpoint, team_server
 from tests.synthetic import aclimdb_members, write_pairs_tsv, write_tar, write_yelp_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -480,24 +480,38 @@ def test_a_queued_sweep_runs_two_workers_and_each_experiment_lands_in_mlflow(pro
     assert f"HEAD - {exp}: " in accuracy or f"{exp} - HEAD: " in accuracy  # with its paired interval
 
 
-def test_a_dvc_remote_shares_every_output(project: Path, tmp_path: Path) -> None:
+def test_an_s3_remote_shares_every_output_and_the_run_cache(project: Path, tmp_path: Path) -> None:
+    """``dvc push`` / ``dvc pull --run-cache`` through a real S3-compatible server (moto_server)."""
+    import boto3
+
     proj = project
-    remote = tmp_path / "remote"
-    dvc(proj, "remote", "add", "--force", "--default", "team", str(remote))
-    dvc(proj, "push")
-    run(proj, "git", "add", "-A")
-    run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "remote", ok=None)
-    clone = tmp_path / "clone"
-    run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
-    assert not (clone / "data/models/imdb/mlp.keras").exists()
-    dvc(clone, "pull")
+    with s3_endpoint("team-dvc") as url:
+        add_s3_remote(proj, url, "team-dvc")
+        dvc(proj, "push", "--run-cache", extra_env=S3_ENV)
+        bucket = boto3.client("s3", endpoint_url=url, **S3_CLIENT).list_objects_v2(Bucket="team-dvc", MaxKeys=1000)
+        keys = [o["Key"] for o in bucket.get("Contents", [])]
+        assert any(k.startswith("sentiment/files/md5/") for k in keys)
+        assert any(k.startswith("sentiment/runs/") for k in keys)  # the run-cache: stage runs by their inputs
+        run(proj, "git", "add", "-A")
+        run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "remote", ok=None)
+        clone = tmp_path / "clone"
+        run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
+        assert not (clone / "data/models/imdb/mlp.keras").exists()
+        dvc(clone, "pull", "--run-cache", extra_env=S3_ENV)
     for d in ("imdb", "yelp"):
         for m in ("mlp", "lstm"):
             assert (clone / f"data/models/{d}/{m}.keras").read_bytes() == (
                 proj / f"data/models/{d}/{m}.keras"
             ).read_bytes()
     assert (clone / "reports/html/imdb/report.html").is_file()
+    assert any((clone / ".dvc/cache/runs").rglob("*"))
     assert "up to date" in dvc(clone, "status")
+
+
+def add_s3_remote(proj: Path, url: str, bucket: str) -> None:
+    """The project's default DVC remote: ``s3://<bucket>/sentiment`` at the endpoint ``url``."""
+    dvc(proj, "remote", "add", "--force", "--default", "team", f"s3://{bucket}/sentiment")
+    dvc(proj, "remote", "modify", "team", "endpointurl", url)
 
 
 def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -> None:
@@ -577,16 +591,17 @@ def test_a_sweep_shared_through_postgres_splits_its_trials_and_survives_a_killed
     }
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(ROOT / "tools", proj / "tools", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    # the team's DVC remote holds the data and the run-cache; each machine clones the repository
+    # the team's DVC remote (S3) holds the data and the run-cache; each machine clones the repository
     dvc(proj, "repro")  # track re-runs: params.yaml changed
-    dvc(proj, "remote", "add", "--force", "--default", "sweep", str(tmp_path / "remote"))
-    dvc(proj, "push", "--run-cache")
-    run(proj, "git", "add", "-A")
-    run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "sweep", ok=None)
     clones = [tmp_path / "a", tmp_path / "b"]
-    for clone in clones:
-        run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
-        dvc(clone, "pull", "--run-cache")
+    with s3_endpoint("sweep-dvc") as url:
+        add_s3_remote(proj, url, "sweep-dvc")
+        dvc(proj, "push", "--run-cache", extra_env=S3_ENV)
+        run(proj, "git", "add", "-A")
+        run(proj, "git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "sweep", ok=None)
+        for clone in clones:
+            run(tmp_path, "git", "clone", "-q", str(proj), str(clone))
+            dvc(clone, "pull", "--run-cache", extra_env=S3_ENV)
     workers: list[subprocess.Popen] = []
     with team_server() as (uri, storage, _), contextlib.ExitStack() as stop:
         stop.callback(lambda: [os.killpg(w.pid, signal.SIGKILL) for w in workers if w.poll() is None])

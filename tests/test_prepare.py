@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import gzip
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from stages.common.data.raw import read_aclimdb, read_reviews_chunks
 from stages.common.errors import DataError
-from stages.common.params.schema import DatasetConfig
-from stages.prepare import data_card, prepare_reviews, read_aclimdb, read_reviews_file
+from stages.common.params.schema import DatasetConfig, PrepareConfig
+from stages.prepare import normalise_reviews, prepare_table
 from tests.synthetic import aclimdb_members, write_tar
 
 IMDB = DatasetConfig(format="aclimdb", source="unused")
 YELP = DatasetConfig(
     format="reviews", source="unused", text_column="text", rating_column="stars", negative_max=2, positive_min=4
 )
+
+
+def prepare_reviews(
+    raw: pd.DataFrame | list[pd.DataFrame], cfg: DatasetConfig, seed: int, where: str = "source", **prepare: object
+) -> pd.DataFrame:
+    """The prepared table of ``raw`` (one chunk or several), through a temporary file."""
+    return _prepare(raw, cfg, seed, where, **prepare)[0]
+
+
+def _prepare(
+    raw: pd.DataFrame | list[pd.DataFrame], cfg: DatasetConfig, seed: int, where: str = "source", **prepare: object
+) -> tuple[pd.DataFrame, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "table.parquet"
+        chunks = raw if isinstance(raw, list) else [raw]
+        card = prepare_table(chunks, cfg, PrepareConfig(**prepare), seed, out, where)
+        return pd.read_parquet(out), card
+
+
+def read_reviews_file(path: Path, encoding_errors: str = "replace") -> pd.DataFrame:
+    return pd.concat(list(read_reviews_chunks(path, encoding_errors)))
 
 
 def test_aclimdb_is_read_from_the_archive(imdb_archive: Path) -> None:
@@ -151,8 +174,7 @@ def test_non_utf8_csv_follows_the_policy(tmp_path: Path) -> None:
 
 
 def test_data_card_counts(yelp_csv: Path) -> None:
-    df = prepare_reviews(read_reviews_file(yelp_csv), YELP, seed=0)
-    card = data_card(df, "yelp")
+    df, card = _prepare(read_reviews_file(yelp_csv), YELP, seed=0)
     assert card["rows"] == len(df)
     assert sum(s["rows"] for s in card["splits"].values()) == len(df)
     assert card["splits"]["train"]["positive"] == int(((df.split == "train") & (df.label == 1)).sum())
@@ -185,3 +207,60 @@ def test_an_outsized_review_in_a_table_names_its_row(yelp_csv: Path) -> None:
     raw.loc[3, "text"] = "é" * 600  # 1,200 bytes of UTF-8
     with pytest.raises(DataError, match=r"row 3: review '3' is 1,200 bytes, over prepare\.max_review_bytes \(1,000\)"):
         prepare_reviews(raw, YELP, seed=0, max_review_bytes=1000)
+
+
+def test_a_table_read_in_chunks_is_prepared_as_one(yelp_csv: Path) -> None:
+    raw = read_reviews_file(yelp_csv)
+    whole, card = _prepare(raw, YELP, seed=3)
+    parts, parts_card = _prepare([raw.iloc[:50], raw.iloc[50:51], raw.iloc[51:]], YELP, seed=3)
+    assert parts.equals(whole) and parts_card == card  # the split is drawn over the whole table
+    chunks = list(read_reviews_chunks(yelp_csv, rows=64))
+    assert [len(c) for c in chunks] == [64, 64, len(raw) - 128]
+    assert chunks[2].index[0] == 128  # rows keep their number in the file
+
+
+def test_a_parquet_table_is_read_a_batch_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.parquet"
+    pd.DataFrame({"text": [f"review {i}" for i in range(10)], "stars": [1, 5] * 5}).to_parquet(path, row_group_size=4)
+    chunks = list(read_reviews_chunks(path, rows=3))
+    assert [c.index[0] for c in chunks] == [0, 3, 6, 9] and sum(map(len, chunks)) == 10
+
+
+def test_a_malformed_row_far_into_a_large_table_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv.gz"
+    rows = 900_001
+    stars = np.where(np.arange(rows) % 2 == 0, "5", "1").astype(object)
+    stars[900_000] = "five"
+    with gzip.open(path, "wt", compresslevel=1) as fh:
+        fh.write("text,stars\n")
+        fh.writelines(f"ok {i},{s}\n" for i, s in enumerate(stars))
+    chunks = read_reviews_chunks(path, text_column="text")
+    with pytest.raises(DataError, match=r"big\.csv\.gz: column 'stars' row 900000: rating 'five' is not a number"):
+        for raw in chunks:
+            normalise_reviews(raw, YELP, where=str(path))
+
+
+def _pairs_table() -> pd.DataFrame:
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    texts = [" ".join(words[i:] + words[:i]) + f" review {i}" for i in range(10)]
+    return pd.DataFrame({"id": [f"r{i}" for i in range(10)], "text": texts, "label": [0, 1] * 5,
+                         "split": ["train"] * 5 + ["test"] * 5, "rating": np.nan})  # fmt: skip
+
+
+def test_minimal_edit_pairs_join_the_training_split_whole_and_a_pair_seen_in_the_test_split_is_dropped() -> None:
+    table = _pairs_table()
+    pairs = pd.DataFrame({
+        "pair": ["1", "1", "2", "2"],
+        # pair 2's first member is test review r7 with one word changed: a near twin of a test review
+        "text": ["a fine film indeed", "a dull film indeed", table.at[7, "text"].replace("review", "Review!"),
+                 "something else entirely here"],
+        "label": np.array([1, 0, 0, 1], dtype=np.int8),
+    })  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        card = prepare_table([table], IMDB, PrepareConfig(), 0, Path(tmp) / "t.parquet", pairs=pairs)
+        out = pd.read_parquet(Path(tmp) / "t.parquet")
+    added = out[out["group"] != ""]
+    assert added["id"].tolist() == ["pairs/1/pos", "pairs/1/neg"]
+    assert set(added["split"]) == {"train"} and len(out) == len(table) + 2
+    assert card["augment"] == {"pairs": 1, "rows": 2, "dropped_pairs_in_test": 1}
+    assert card["rows"] == len(out) and not out["in_train"].any()

@@ -132,10 +132,10 @@ def test_batch_scoring_writes_csv_and_jsonl_and_matches_mlflow_models_predict(tm
     import pandas as pd
 
     from stages.common.tracking.tracker import MlflowTracker, ModelArtifact, RunPlan
-    from tests.test_track import _logged_model
+    from tests.synthetic import tiny_text_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    keras_file, feat = _logged_model(tmp_path, 3)
+    keras_file, feat = tiny_text_model(tmp_path, 3)
     child = RunPlan(
         name="imdb/mlp",
         metrics={"test_accuracy": 0.9},

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.common.params.schema import FeaturizerConfig
 from stages.common.tracking.tracker import RunPlan, default_tracking_uri, project_root
 from stages.track import ModelState, lock_checksums, plan_runs
-from tests.synthetic import model_config
+from tests.synthetic import tiny_text_model
 
 PARAMS = {"base": {"seed": 1}, "models": ["mlp"], "mlp": {"hidden_units": [16, 16], "dropout": 0.5}, "x": None}
 CARD = {
@@ -134,22 +133,6 @@ def test_mlflow_tracker_logs_a_run_tree(tmp_path: Path) -> None:
     assert (tmp_path / "artifacts").is_dir()
 
 
-def _logged_model(tmp_path: Path, seed: int):
-    from stages.common.features.featurizer import fit_featurizer
-    from stages.common.modelling.models import build_model, configure_determinism
-
-    f = fit_featurizer(["good film", "bad film", "great fun"], FeaturizerConfig(kind="bow", max_tokens=10, min_count=1))
-    configure_determinism(seed)
-    model = build_model(
-        model_config("mlp", hidden_units=[2]),
-        f.input_dim,
-    )
-    keras_file, feat = tmp_path / f"m{seed}.keras", tmp_path / "featurizer.json"
-    model.save(keras_file)
-    feat.write_text(f.to_json())
-    return keras_file, feat
-
-
 def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Path) -> None:
     import mlflow
 
@@ -171,7 +154,7 @@ def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Pa
 
     tracker = MlflowTracker(uri, artifact_root=tmp_path / "artifacts")
     client = mlflow.MlflowClient(uri)
-    first_model = _logged_model(tmp_path, 1)
+    first_model = tiny_text_model(tmp_path, 1)
     first = tracker.record("sentiment-imdb", plan(*first_model, 0.8))["imdb/mlp"]
     second = tracker.record("sentiment-imdb", plan(*first_model, 0.8))["imdb/mlp"]  # cached stages: same files
     tags = client.get_run(second).data.tags
@@ -184,7 +167,7 @@ def test_unchanged_models_are_referenced_and_the_best_is_registered(tmp_path: Pa
     champion = tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")
     assert champion["version"] == "1"
     assert tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")["version"] == "1"
-    better = tracker.record("sentiment-imdb", plan(*_logged_model(tmp_path, 2), 0.9))["imdb/mlp"]
+    better = tracker.record("sentiment-imdb", plan(*tiny_text_model(tmp_path, 2), 0.9))["imdb/mlp"]
     champion = tracker.register_best("sentiment-imdb", "sentiment-imdb", "test_accuracy", "max")
     assert champion["version"] == "2" and champion["run_id"] == better
     assert str(client.get_model_version_by_alias("sentiment-imdb", "champion").version) == "2"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.common.data.duplicates import find_duplicates
 from stages.common.errors import DataError
 from stages.common.params.schema import PairsConfig
 
@@ -61,42 +59,19 @@ def read_pairs(path: Path, cfg: PairsConfig) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def add_pairs(
-    table: pd.DataFrame, pairs: pd.DataFrame, jaccard: float, seed: int
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``table`` (a prepared review table) with ``pairs`` appended to its training split. Pure.
+def pair_rows(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (:func:`read_pairs`) as training rows of a prepared table. Pure.
 
-    A pair whose member is (or is nearly, at ``jaccard``) a test review is dropped whole: the
-    test split stays unseen. Appended rows have id ``pairs/<pair>/<pos|neg>`` and ``group`` the pair
-    (the validation carve keeps a group together; the rows of ``table``: ``""``). Returns the table
-    and the data card's count of what was added and dropped.
+    Ids are ``pairs/<pair>/<pos|neg>`` and ``group`` the pair: the validation carve keeps a group
+    together and each model weighs its rows by ``pair_weight``.
     """
-    test = table[table["split"] == "test"]
-    probe = find_duplicates(
-        [*test["id"], *pairs.index.astype(str)],
-        [*test["text"], *pairs["text"]],
-        ["train"] * len(test) + ["test"] * len(pairs),  # "test" here: the pair rows, looked up in the test split
-        jaccard,
-        seed,
-    )
-    leaked = probe.in_train[len(test) :]
-    dropped = set(pairs.loc[leaked, "pair"])
-    kept = pairs[~pairs["pair"].isin(dropped)]
-    rows = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "id": "pairs/" + kept["pair"] + "/" + np.where(kept["label"] == 1, "pos", "neg"),
-            "text": kept["text"],
-            "label": kept["label"].astype(np.int8),
+            "id": "pairs/" + pairs["pair"] + "/" + np.where(pairs["label"] == 1, "pos", "neg"),
+            "text": pairs["text"],
+            "label": pairs["label"].astype(np.int8),
             "split": "train",
             "rating": np.nan,
-            "group": kept["pair"],
+            "group": pairs["pair"],
         }
-    )
-    base = table.assign(group="") if "group" not in table else table
-    out = pd.concat([base, rows], ignore_index=True)
-    card = {
-        "pairs": int(kept["pair"].nunique()),
-        "rows": len(rows),
-        "dropped_pairs_in_test": len(dropped),
-    }
-    return out, card
+    ).reset_index(drop=True)

@@ -21,15 +21,13 @@ def distribution_strategy(name: str) -> Any:
     """The ``tf.distribute`` strategy a model section's ``distribution`` names.
 
     ``default``: one device (the CPU, or the one GPU TensorFlow finds); ``mirrored``:
-    synchronous data parallelism over every local GPU (``batch_size`` is the global batch);
-    ``multi_worker_mirrored``: the same over several machines, each described by ``TF_CONFIG``.
+    synchronous data parallelism over every local GPU (``batch_size`` is the global batch).
+    (Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy``: docs/decisions.md.)
     """
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 

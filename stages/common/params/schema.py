@@ -171,7 +171,7 @@ class ModelConfig:
     batch_size: int = 64
     pair_weight: float = 5.0  # a minimal-edit pair row weighs this in the loss (datasets.<name>.augment); a review: 1
     # how training spreads over hardware: tf.distribute strategies (README: scaling)
-    distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
+    distribution: Literal["default", "mirrored"] = "default"
 
     def validate(self, path: str) -> None:
         """Impossible values fail with the key path."""
