@@ -271,10 +271,11 @@ def prepare_table(
 
 
 class _ParquetSink:
-    """Appends DataFrames of one schema to a Parquet file, one row group each."""
+    """Appends tables of one schema to a Parquet file, one row group each."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self._writer, self._schema = path, None, None
+    def __init__(self, path: Path, schema: pa.Schema | None = None) -> None:
+        self.path, self._schema = path, schema
+        self._writer = None if schema is None else pq.ParquetWriter(path, schema, compression="snappy")
 
     def __enter__(self) -> _ParquetSink:
         return self
@@ -283,25 +284,40 @@ class _ParquetSink:
         if self._writer is not None:
             self._writer.close()
 
-    def write(self, df: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    def write(self, rows: pd.DataFrame | pa.Table) -> None:
+        if isinstance(rows, pd.DataFrame):
+            rows = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
         if self._writer is None:
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy")
-        self._writer.write_table(table.cast(self._schema))
+            self._schema = rows.schema
+            self._writer = pq.ParquetWriter(self.path, rows.schema, compression="snappy")
+        self._writer.write_table(rows.cast(self._schema))
+
+
+# the prepared table's columns, with the pandas metadata pandas itself would write
+PREPARED_SCHEMA = pa.Schema.from_pandas(
+    pd.DataFrame({
+        "id": pd.Series([], dtype=str), "text": pd.Series([], dtype=str), "label": pd.Series([], dtype=np.int8),
+        "split": pd.Series([], dtype=str), "rating": pd.Series([], dtype=float), "group": pd.Series([], dtype=str),
+        "in_train": pd.Series([], dtype=bool),
+    }),
+    preserve_index=False,
+)  # fmt: skip
 
 
 def _write_prepared(staged: Path, out: Path, keep: np.ndarray, splits: np.ndarray, in_train: np.ndarray) -> None:
-    """Second pass: the staged rows that are kept, with their split and training twin, into ``out``."""
+    """Second pass: the staged rows that are kept, with their split and training twin, into ``out``.
+
+    In Arrow throughout (no pandas copy of the text), a chunk at a time.
+    """
     start = written = 0
-    with atomic_path(out) as tmp, _ParquetSink(tmp) as sink:
+    with atomic_path(out) as tmp, _ParquetSink(tmp, PREPARED_SCHEMA) as sink:
         for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
-            part = batch.to_pandas()
-            part = part[keep[start : start + len(part)]].reset_index(drop=True)
-            start += len(batch)
-            part.insert(3, "split", splits[written : written + len(part)])
-            part["in_train"] = in_train[written : written + len(part)]
-            written += len(part)
+            part = pa.Table.from_batches([batch]).filter(pa.array(keep[start : start + batch.num_rows]))
+            start += batch.num_rows
+            rows = slice(written, written + part.num_rows)
+            part = part.add_column(3, "split", pa.array(splits[rows].astype(str), pa.large_string()))
+            part = part.append_column("in_train", pa.array(in_train[rows]))
+            written += part.num_rows
             sink.write(part)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -15,6 +17,7 @@ from stages.common.features.featurizer import (
     pad_flat,
 )
 from stages.common.features.tokens import tokenize
+from tests.synthetic import reviews_frame
 
 TRAIN = ["good good movie", "bad movie", "good plot, bad acting", "movie movie movie"]
 
@@ -187,3 +190,36 @@ def test_exclude_terms_is_one_list_for_every_model_and_checked() -> None:
     params["vectorize"]["mlp"]["exclude_terms"] = ["x"]
     with pytest.raises(ParamsError, match=r"vectorize\.mlp\.exclude_terms: set vectorize\.exclude_terms"):
         parse_params(params)
+
+
+def test_a_table_vectorized_in_chunks_and_shards_matches_the_whole(tmp_path: Path, monkeypatch) -> None:
+    from stages.common.data import store
+    from stages.vectorize import fit
+
+    table = reviews_frame(230, seed=4).assign(
+        id=[f"r{i}" for i in range(230)],
+        label=lambda d: (d["stars"] >= 4).astype("int8"),
+        split=np.where(np.arange(230) % 3 == 0, "test", "train"),
+        group=["", "p1", "p1"] + [""] * 227,
+    )
+    table.to_parquet(tmp_path / "t.parquet", row_group_size=40)
+    cfg = FeaturizerConfig(kind="bow", max_tokens=300, min_count=2, ngram_range=(1, 2), mode="tfidf")
+    whole = fit_featurizer(table.loc[table["split"] == "train", "text"].tolist(), cfg)
+    chunks = list(store.iter_table(tmp_path / "t.parquet", ["id", "text", "label", "split", "group"], rows=33))
+    assert len(chunks) == 7 and fit(chunks, cfg).to_json() == whole.to_json()
+    shards = list(store.split_shards(chunks, rows=50))
+    sizes = {split: [len(p) for s, p in shards if s == split] for split in ("train", "test")}
+    assert sizes == {"train": [50, 50, 50, 3], "test": [50, 27]}
+    with store.FeatureWriter(tmp_path / "f", whole) as writer:
+        for split, part in shards:
+            writer.write(split, store.shard_arrays(part, whole, split))
+    monkeypatch.setattr(store, "SHARD_ROWS", 64)
+    store.write_features(tmp_path / "g", whole, store.transform_splits(table, whole))
+    assert [p.name for p in store.shard_paths(tmp_path / "g", "train")] == ["train-00000.npz", "train-00001.npz",
+                                                                            "train-00002.npz"]  # fmt: skip
+    for features in (tmp_path / "f", tmp_path / "g"):
+        for split in ("train", "test"):
+            got, part = store.load_split(features, split), table[table["split"] == split]
+            assert (whole.transform(part["text"].tolist()) != got.X).nnz == 0
+            assert got.ids.tolist() == part["id"].tolist() and got.y.tolist() == part["label"].tolist()
+        assert store.load_split(features, "train").group.tolist()[:2] == ["p1", "p1"]

@@ -26,7 +26,7 @@ def test_failed_directory_write_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "features"
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.mkdir()
-        (tmp / "train.npz").write_bytes(b"x")
+        (tmp / "train-00000.npz").write_bytes(b"x")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
 

@@ -23,7 +23,7 @@ SPLITS = ("train", "test")
 _MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 MAX_REVIEW_BYTES = PrepareConfig().max_review_bytes  # the default, declared once in the config
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-CHUNK_ROWS = 100_000  # reviews read, checked and written at a time: memory bounded by a chunk, not the table
+CHUNK_ROWS = 50_000  # reviews read, checked and written at a time: memory bounded by a chunk, not the table
 
 
 def clean_text(text: str) -> str:

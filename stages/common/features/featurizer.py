@@ -17,15 +17,15 @@ alphabetically, so the order is deterministic), drop the ``skip_top`` most frequ
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
 
+from stages.common.features.counting import TermCounter
 from stages.common.features.tokens import tokenize
 from stages.common.params.parsing import check
 from stages.common.params.schema import FeaturizerConfig
@@ -349,51 +349,37 @@ def pad_flat(
     return out
 
 
-def _tokenizer(exclude_terms: Sequence[str]) -> Callable[[str], list[str]]:
-    """:func:`tokenize`, less ``exclude_terms`` (as :meth:`Featurizer.encode` reads a text)."""
-    if not exclude_terms:
-        return tokenize
-    excluded = set(exclude_terms)
-    return lambda text: [t for t in tokenize(text) if t not in excluded]
-
-
-def _count_terms(
-    texts: Sequence[str], ngram_range: Sequence[int], min_count: int, exclude_terms: Sequence[str] = ()
-) -> tuple[np.ndarray, sp.csr_matrix]:
-    """The n-grams in at least ``min_count`` of ``texts`` and their counts (texts × terms), as sklearn counts."""
-    counter = CountVectorizer(
-        tokenizer=_tokenizer(exclude_terms),
-        token_pattern=None,
-        lowercase=False,
-        ngram_range=tuple(ngram_range),
-        min_df=min_count,
-        dtype=np.int64,
-    )
-    counts = counter.fit_transform(list(texts)).tocsr()
-    return counter.get_feature_names_out(), counts
-
-
 def _idf(document_counts: np.ndarray, n_texts: int) -> list[float]:
     """Smoothed idf, as sklearn's ``TfidfTransformer`` computes it: ln((1 + n) / (1 + df)) + 1."""
     return (np.log((1.0 + n_texts) / (1.0 + document_counts)) + 1.0).astype(np.float32).tolist()
 
 
+def term_counter(cfg: FeaturizerConfig) -> TermCounter:
+    """A counter of the terms a featurizer with ``cfg`` reads (its n-grams, less ``exclude_terms``)."""
+    return TermCounter(cfg.ngram_range, cfg.exclude_terms)
+
+
 def fit_featurizer(train_texts: Sequence[str], cfg: FeaturizerConfig) -> Featurizer:
     """Fit a vocabulary (and idf weights) on training texts only."""
-    if len(train_texts) == 0:
+    counter = term_counter(cfg)
+    counter.add(train_texts)
+    return featurizer_from_counts(counter, cfg)
+
+
+def featurizer_from_counts(counter: TermCounter, cfg: FeaturizerConfig) -> Featurizer:
+    """The featurizer of the training texts ``counter`` has counted (chunk by chunk, for large tables)."""
+    if counter.n_texts == 0:
         raise ValueError("cannot fit a vocabulary on an empty training split")
-    try:
-        terms, counts = _count_terms(train_texts, cfg.ngram_range, cfg.min_count, cfg.exclude_terms)
-    except ValueError as exc:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
-        raise ValueError(f"no term occurs in at least {cfg.min_count} training texts ({exc})") from exc
-    totals = np.asarray(counts.sum(axis=0)).ravel()
-    order = np.lexsort((terms, -totals))  # by total count desc, then alphabetically
+    found = counter.counts(min_docs=cfg.min_count, top=cfg.skip_top + cfg.max_tokens)
+    if not len(found.terms):
+        raise ValueError(f"no term occurs in at least {cfg.min_count} training texts")
+    order = np.lexsort((found.terms, -found.totals))  # by total count desc, then alphabetically
     keep = order[cfg.skip_top : cfg.skip_top + cfg.max_tokens]
-    vocabulary = [str(terms[i]) for i in keep]
+    vocabulary = [str(found.terms[i]) for i in keep]
     idf: list[float] | None = None
     if cfg.kind == "bow" and cfg.mode == "tfidf":
-        idf = _idf(np.bincount(counts[:, keep].indices, minlength=len(keep)), counts.shape[0])
-    return Featurizer(config=cfg, vocabulary=vocabulary, idf=idf, n_train_docs=len(train_texts))
+        idf = _idf(found.docs[keep], counter.n_texts)
+    return Featurizer(config=cfg, vocabulary=vocabulary, idf=idf, n_train_docs=counter.n_texts)
 
 
 def extend_vocabulary(featurizer: Featurizer, train_texts: Sequence[str], min_count: int) -> Featurizer:
@@ -410,20 +396,11 @@ def extend_vocabulary(featurizer: Featurizer, train_texts: Sequence[str], min_co
     check(min_count >= 1, "min_count", f"must be >= 1, got {min_count}")
     cfg = featurizer.config
     known = set(featurizer.vocabulary)
-    if cfg.kind == "bow":
-        try:
-            terms, counts = _count_terms(train_texts, cfg.ngram_range, min_count, cfg.exclude_terms)
-        except ValueError:  # sklearn: no term is in min_count texts
-            return featurizer
-        all_docs = np.bincount(counts.indices, minlength=len(terms))
-        docs = {str(t): int(n) for t, n in zip(terms, all_docs, strict=True) if t not in known}
-    else:
-        docs = {}
-        words_of = _tokenizer(cfg.exclude_terms)
-        for text in train_texts:
-            for word in set(words_of(text)) - known:
-                docs[word] = docs.get(word, 0) + 1
-    new = sorted((w for w, n in docs.items() if n >= min_count), key=lambda w: (-docs[w], w))
+    counter = term_counter(cfg)
+    counter.add(train_texts)
+    found = counter.counts(min_docs=min_count)
+    docs = {str(t): int(n) for t, n in zip(found.terms, found.docs, strict=True) if t not in known}
+    new = sorted(docs, key=lambda w: (-docs[w], w))
     if not new:
         return featurizer
     vocabulary = featurizer.vocabulary + new
