@@ -409,8 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.suite.is_file():
         raise DataError(f"{args.suite}: suite file not found")
     suite = load_suite(args.suite.read_text(encoding="utf-8"), str(args.suite))
-    table = read_table(args.table)
-    reviews = table.loc[table["split"] == "test", ["id", "text"]].reset_index(drop=True)
+    reviews = read_table(args.table, ["id", "text"], split="test")
     model = load_text_model(args.model_file, args.features)
     outcomes = run_suite(suite, reviews, model.proba, params.behave, params.evaluate.threshold, params.seed)
     log.info("%s: %s", args.name, {k: v for k, v in metrics(outcomes).items() if k != "tests"})

@@ -132,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.correlate
-    table = read_table(args.table)
-    train = table[table["split"] == "train"]
+    train = read_table(args.table, ["text", "label"], split="train")
     corr = word_label_correlation(train["text"].tolist(), train["label"].to_numpy(), cfg)
     metrics: dict[str, Any] = {
         "vocabulary": len(corr),

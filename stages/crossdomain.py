@@ -26,11 +26,10 @@ from stages.common.params import load_params
 log = logging.getLogger(__name__)
 
 
-def cross_domain(tables: dict[str, pd.DataFrame], predict: Any, threshold: float) -> dict[str, dict[str, Any]]:
-    """``{other dataset: headline metrics}`` of ``predict`` (texts → P(positive)) on each table's test split. Pure."""
+def cross_domain(tests: dict[str, pd.DataFrame], predict: Any, threshold: float) -> dict[str, dict[str, Any]]:
+    """``{other dataset: headline metrics}`` of ``predict`` (texts → P(positive)) on each test split. Pure."""
     out = {}
-    for name, table in tables.items():
-        test = table[table["split"] == "test"]
+    for name, test in tests.items():
         out[name] = headline(test["label"].to_numpy(), np.asarray(predict(test["text"].tolist())), threshold)
     return out
 
@@ -50,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if missing:
         raise DataError(f"{missing[0]}: prepared table not found; run the prepare stage")
     model = load_text_model(args.model_file, args.features)
-    scores = cross_domain({d: read_table(f) for d, f in paths.items()}, model.proba, params.evaluate.threshold)
+    tests = {d: read_table(f, ["text", "label"], split="test") for d, f in paths.items()}
+    scores = cross_domain(tests, model.proba, params.evaluate.threshold)
     log.info("%s: %s", args.dataset, scores)
     write_json(args.out, scores)
 

@@ -162,10 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     cfg = params.evaluate
     test = load_split(args.features, "test")
-    table = read_table(args.table)
-    if "in_train" not in table.columns:
-        raise DataError(f"{args.table}: column 'in_train' not found; re-run the prepare stage")
-    rows = table.set_index("id").reindex(test.ids)
+    rows = read_table(args.table, ["id", "text", "in_train"], split="test").set_index("id").reindex(test.ids)
     texts = rows["text"]
     if texts.isna().any():
         raise DataError(f"{args.table}: test review {texts.index[texts.isna()][0]!r} of {args.features} is missing")

@@ -270,8 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.explain
-    table = read_table(args.table)
-    test = table[table["split"] == "test"].reset_index(drop=True)
+    test = read_table(args.table, split="test")
     selection = read_json(args.selection)
     missing = sorted(set(selection["review_ids"]) - set(test["id"]))
     if missing:

@@ -369,7 +369,6 @@ def _behaviour(models: dict[str, Any]) -> list[str]:
 
 def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
     """Read every file the report shows."""
-    table = read_table(args.table)
     data: dict[str, Any] = {"card": read_json(args.reports / layout.DATA_CARD), "models": {}}
     ids: set[str] = set()
     for m in models:
@@ -403,7 +402,8 @@ def load_inputs(args: Any, models: Sequence[str]) -> dict[str, Any]:
             "cross_domain": read_json(args.reports / m / layout.CROSS_DOMAIN),
             "contrast": read_json(args.reports / m / layout.CONTRAST),
         }
-    data["texts"] = dict(table.loc[table["id"].isin(ids), ["id", "text"]].itertuples(index=False, name=None))
+    texts = read_table(args.table, ["id", "text"], ids=sorted(ids))
+    data["texts"] = dict(texts.itertuples(index=False, name=None))
     data["lollipop_png"] = (args.reports / "correlate" / layout.LOLLIPOP_PNG).read_bytes()
     data["suspicious"] = pd.read_csv(args.reports / "correlate" / layout.SUSPICIOUS_WORDS, keep_default_na=False)
     data["correlate_metrics"] = read_json(args.reports / layout.CORRELATE_METRICS)

@@ -52,12 +52,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.select
-    table = read_table(args.table)
+    test_ids = read_table(args.table, ["id"], split="test")["id"].tolist()
     wrong: set[str] = set()
     for f in sorted(Path(args.predictions).glob("*.parquet")):
         pred = pd.read_parquet(f)
         wrong |= set(pred.loc[pred["label"] != pred["predicted"], "id"])
-    ids = select_reviews(table.loc[table["split"] == "test", "id"].tolist(), wrong, cfg, params.seed)
+    ids = select_reviews(test_ids, wrong, cfg, params.seed)
     log.info("selected %d reviews (%s)", len(ids), cfg.method)
     write_json(args.out, {"method": cfg.method, "n_reviews": cfg.n_reviews, "review_ids": ids})
 

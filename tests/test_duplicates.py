@@ -62,13 +62,7 @@ def test_deduplicated_metrics_leave_out_the_reviews_seen_in_training() -> None:
 
 
 def test_cross_domain_scores_each_other_tables_test_split() -> None:
-    other = pd.DataFrame(
-        {
-            "text": ["great", "awful", "great", "awful", "great"],
-            "label": [1, 0, 0, 0, 1],
-            "split": ["test", "test", "test", "test", "train"],
-        }
-    )
+    other = pd.DataFrame({"text": ["great", "awful", "great", "awful"], "label": [1, 0, 0, 0]})
     scores = cross_domain({"yelp": other}, lambda texts: np.array([0.9 if "great" in t else 0.1 for t in texts]), 0.5)
     assert scores["yelp"]["n_test"] == 4
     assert scores["yelp"]["accuracy"] == pytest.approx(0.75)

@@ -80,3 +80,21 @@ def test_restamp_zip_fixes_member_times_keeps_bytes_and_fails_cleanly(tmp_path: 
         restamp_zip(bad)
     assert bad.read_bytes() == b"not a zip"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "bad.zip"]
+
+
+def test_a_stage_reads_only_the_split_columns_or_reviews_it_needs(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from stages.common.data.store import read_table
+    from stages.common.errors import DataError
+
+    table = pd.DataFrame({"id": [f"r{i}" for i in range(9)], "text": [f"review {i}" for i in range(9)],
+                          "label": [0, 1, 0] * 3, "split": ["train", "test", "test"] * 3, "rating": 1.0})  # fmt: skip
+    path = tmp_path / "t.parquet"
+    table.to_parquet(path, row_group_size=4)
+    test = read_table(path, ["id", "text"], split="test")
+    assert list(test.columns) == ["id", "text"] and test["id"].tolist() == ["r1", "r2", "r4", "r5", "r7", "r8"]
+    assert read_table(path, ["text"], ids=["r8", "r0"])["text"].tolist() == ["review 0", "review 8"]
+    assert read_table(path).equals(table)
+    with pytest.raises(DataError, match=r"t\.parquet: column 'in_train' not found; re-run the prepare stage"):
+        read_table(path, ["id", "in_train"], split="test")

@@ -39,13 +39,27 @@ class Split:
     group: np.ndarray | None = None  # per row: a minimal-edit pair's id (datasets.<name>.augment), else ""
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a prepared review table, checking the columns every stage relies on."""
-    df = pd.read_parquet(path)
-    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+def read_table(
+    path: Path, columns: Sequence[str] | None = None, split: str | None = None, ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Read a prepared review table, or only its ``columns`` of one ``split`` or of some review ``ids``.
+
+    Row groups are filtered as they are read: a stage that needs the test split never holds the
+    training split. Checks the columns every stage relies on.
+    """
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read the prepared table ({exc}); re-run the prepare stage") from None
+    missing = [c for c in (columns or TABLE_COLUMNS) if c not in names]
     if missing:
         raise DataError(f"{path}: column {missing[0]!r} not found; re-run the prepare stage")
-    return df
+    filters = []
+    if split is not None:
+        filters.append(("split", "==", split))
+    if ids is not None:
+        filters.append(("id", "in", list(ids)))
+    return pd.read_parquet(path, columns=None if columns is None else list(columns), filters=filters or None)
 
 
 def iter_table(path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
