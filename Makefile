@@ -13,7 +13,7 @@ export SENTIMENT_DATA_MIRROR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro test test-quick lint format track ui bench sweep compare predict server server-stop clean
+.PHONY: setup run repro test test-quick lint format track ui bench scale sweep compare predict server server-stop clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ track: setup        ## log the current pipeline state to MLflow again (e.g. afte
 
 bench: setup        ## benchmark on the real data (dvc repro --force, baselines, LIME): reports/benchmark.md
 	$(BIN)/python -m bench.benchmark
+
+scale: setup        ## every stage at 50k, 200k and 1M reviews: reports/scale.md, reports/scale.png
+	$(BIN)/python -m bench.scale
 
 sweep: setup        ## Optuna study from params.yaml's sweep section (STORAGE=postgresql+psycopg2://... joins a shared one)
 	$(BIN)/python -m tools.sweep $(if $(STORAGE),--storage "$(STORAGE)")

@@ -24,7 +24,7 @@ from sklearn import metrics as skm
 
 from stages.common import cli
 from stages.common.data.io import atomic_path, write_bytes, write_json
-from stages.common.data.store import load_featurizer, load_split, read_table
+from stages.common.data.store import iter_split, load_featurizer, read_table
 from stages.common.errors import DataError
 from stages.common.features.featurizer import Featurizer, TokenBatch
 from stages.common.modelling.persistence import load_model
@@ -161,23 +161,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.evaluate
-    test = load_split(args.features, "test")
-    rows = read_table(args.table, ["id", "text", "in_train"], split="test").set_index("id").reindex(test.ids)
-    texts = rows["text"]
-    if texts.isna().any():
-        raise DataError(f"{args.table}: test review {texts.index[texts.isna()][0]!r} of {args.features} is missing")
-    model = load_model(args.model_file)
-    proba = predict_proba(model, test.X)
-    result = evaluate_predictions(test.y, proba, cfg)
-    shuffled = shuffled_features(load_featurizer(args.features), texts.tolist(), params.seed)
-    result.metrics["shuffled_words"] = order_sensitivity(test.y, proba, predict_proba(model, shuffled), cfg.threshold)
-    result.metrics["deduplicated"] = deduplicated(test.y, proba, rows["in_train"].to_numpy(dtype=bool), cfg.threshold)
+    texts = read_table(args.table, ["id", "text", "in_train"], split="test").set_index("id")
+    model, featurizer = load_model(args.model_file), load_featurizer(args.features)
+    ids, y, proba, shuffled_proba = [], [], [], []
+    for k, shard in enumerate(iter_split(args.features, "test")):  # one shard's features in memory at a time
+        shard_texts = texts["text"].reindex(shard.ids)
+        if shard_texts.isna().any():
+            missing = shard_texts.index[shard_texts.isna()][0]
+            raise DataError(f"{args.table}: test review {missing!r} of {args.features} is missing")
+        ids.append(shard.ids)
+        y.append(shard.y)
+        proba.append(predict_proba(model, shard.X))
+        shuffled = shuffled_features(featurizer, shard_texts.tolist(), params.seed + k)
+        shuffled_proba.append(predict_proba(model, shuffled))
+    ids, y, proba = np.concatenate(ids), np.concatenate(y), np.concatenate(proba)
+    result = evaluate_predictions(y, proba, cfg)
+    result.metrics["shuffled_words"] = order_sensitivity(y, proba, np.concatenate(shuffled_proba), cfg.threshold)
+    in_train = texts["in_train"].reindex(ids).to_numpy(dtype=bool)
+    result.metrics["deduplicated"] = deduplicated(y, proba, in_train, cfg.threshold)
     log.info("%s: %s", args.name, {k: v for k, v in result.metrics.items() if k != "confusion"})
     with atomic_path(args.predictions) as tmp:
         pd.DataFrame(
             {
-                "id": test.ids,
-                "label": test.y.astype(np.int8),
+                "id": ids,
+                "label": y.astype(np.int8),
                 "proba": proba,
                 "predicted": (proba >= cfg.threshold).astype(np.int8),
             }

@@ -407,3 +407,40 @@ def test_every_path_from_the_words_to_the_output_runs_through_the_lstm(pooling: 
     assert kinds == expected
     assert len([x for x in model.layers if not isinstance(x, keras.layers.InputLayer)]) == len(expected)
     assert model.get_layer("proba").activation.__name__ == "sigmoid"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "kind"),
+    [(MLP_FIT, "bow"), (dataclasses.replace(LSTM, epochs=2, shuffled_share=0.3), "seq")],
+    ids=["mlp", "lstm"],
+)
+def test_a_training_split_in_several_shards_streams_through_tf_data(
+    cfg: ModelConfig, kind: str, corpus, tmp_path: Path, monkeypatch
+) -> None:
+    from stages.common.data import store
+    from stages.common.modelling.training import train_on_shards
+
+    texts, y = corpus
+    n = len(texts)
+    group = np.array([""] * n, dtype=object)
+    group[:8] = np.repeat([f"p{i}" for i in range(4)], 2)  # four minimal-edit pairs
+    table = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": texts, "label": y, "group": group,
+                          "split": np.where(np.arange(n) < n - 20, "train", "test")})  # fmt: skip
+    f = fit_featurizer(texts, FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24, min_count=1))
+    monkeypatch.setattr(store, "SHARD_ROWS", 60)
+    store.write_features(tmp_path / "f", f, store.transform_splits(table, f))
+    assert len(store.shard_paths(tmp_path / "f", "train")) == 4
+    result = train_on_shards(cfg, tmp_path / "f", input_dim=f.input_dim, seed=1)
+    again = train_on_shards(cfg, tmp_path / "f", input_dim=f.input_dim, seed=1)
+    for w, v in zip(result.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(w, v)  # seeded: the same shards, orders and copies
+    train_y = y[: n - 20]
+    fit_idx, val_idx = validation_indices(train_y, cfg.validation_split, 1, group[: n - 20])
+    copies = round(cfg.shuffled_share * len(fit_idx))
+    assert result.summary["validation_rows"] == len(val_idx)
+    assert result.summary["train_rows"] == len(fit_idx) + copies
+    assert len(result.history) == result.summary["epochs_run"] == cfg.epochs
+    assert 0 <= result.summary["validation_pair_consistency"] <= 1
+    if kind == "bow":  # it learns the generated cues from the streamed batches
+        X = f.transform(texts)
+        assert ((predict_proba(result.model, X) >= 0.5) == y).mean() > 0.9

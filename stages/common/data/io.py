@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,13 @@ def sparse_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
 
 def load_npz(path: Path | str) -> dict[str, np.ndarray]:
     """Load every array of an ``.npz`` file (no pickles)."""
+    return load_arrays(path)
+
+
+def load_arrays(path: Path | str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Load the arrays ``names`` of an ``.npz`` file (those present; all by default), reading no others."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files if names is None or k in names}
 
 
 def features_from_npz(arrays: Mapping[str, np.ndarray], prefix: str = "X") -> Any:

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from stages.common.data.io import atomic_path, features_from_npz, write_json
-from stages.common.data.store import transform_splits
+from stages.common.data.io import atomic_path, features_from_npz, load_arrays, write_json
+from stages.common.data.store import shard_paths, transform_splits
 from stages.common.errors import DataError
 from stages.common.features.featurizer import Featurizer, extend_vocabulary
 from stages.common.modelling.models import build_model, configure_determinism, distribution_strategy, grow_inputs
@@ -113,7 +114,6 @@ def train_model(
     summary has the validation pairs' consistency (both members right): a figure to choose the
     weight by without the test split.
     """
-    import keras
 
     configure_determinism(seed)
     fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed, group)
@@ -126,16 +126,27 @@ def train_model(
         model = build_model(cfg, input_dim=input_dim)
         if initial is not None:  # the same architecture (same params section): start from its weights
             model.set_weights(initial.get_weights())
-    callbacks = []
-    if cfg.early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
-            )
-        )
+    callbacks = _callbacks(cfg)
     fit = _fit(
         model, X, y, fit_idx, val_idx, epochs=cfg.epochs, batch_size=cfg.batch_size, weight=weight, callbacks=callbacks
     )
+    result = _result(model, fit, cfg, len(fit_idx), len(val_idx))
+    if paired and (np.asarray(group)[val_idx] != "").any():
+        result.summary["validation_pair_consistency"] = _pair_consistency(model, X, y, val_idx, np.asarray(group))
+    return result
+
+
+def _callbacks(cfg: ModelConfig) -> list[Any]:
+    import keras
+
+    if cfg.early_stopping_patience is None:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience,
+                                          restore_best_weights=True)]  # fmt: skip
+
+
+def _result(model: Any, fit: Any, cfg: ModelConfig, train_rows: int, validation_rows: int) -> TrainResult:
+    """The trained model with its per-epoch history and summary."""
     hist = pd.DataFrame({k: fit.history[k] for k in HISTORY_COLUMNS[1:]})
     hist.insert(0, "epoch", np.arange(1, len(hist) + 1))
     # the weights kept: the best epoch's with early stopping, the last epoch's without
@@ -145,13 +156,80 @@ def train_model(
         "best_epoch": int(hist.loc[best, "epoch"]),
         "best_val_loss": float(hist.loc[best, "val_loss"]),
         "best_val_accuracy": float(hist.loc[best, "val_accuracy"]),
-        "train_rows": len(fit_idx),
-        "validation_rows": len(val_idx),
+        "train_rows": train_rows,
+        "validation_rows": validation_rows,
         "parameters": int(model.count_params()),
     }
-    if paired and (np.asarray(group)[val_idx] != "").any():
-        summary["validation_pair_consistency"] = _pair_consistency(model, X, y, val_idx, np.asarray(group))
     return TrainResult(model=model, history=hist, summary=summary)
+
+
+def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, seed: int) -> TrainResult:
+    """:func:`train_model` for a training split stored in several shards, read one at a time.
+
+    The validation carve is the same (:func:`validation_indices` on every row's label and pair) and
+    its rows are held in memory; the fitting rows stream through ``tf.data`` a shard at a time, the
+    shards and the rows within each in a seeded order that changes every epoch. A shard's shuffled
+    copies (``shuffled_share``) are drawn from its own fitting rows. Memory holds one shard, the
+    validation rows and the model, whatever the number of reviews.
+    """
+    import tensorflow as tf
+
+    configure_determinism(seed)
+    paths = shard_paths(features_dir, "train")
+    labels = [load_arrays(path, ("y", "group")) for path in paths]
+    sizes = [len(a["y"]) for a in labels]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    y = np.concatenate([a["y"] for a in labels]).astype(np.int64)
+    group = np.concatenate([a.get("group", np.full(n, "")) for a, n in zip(labels, sizes, strict=True)])
+    paired = bool((group != "").any())
+    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed, group if paired else None)
+    in_val = np.zeros(len(y), dtype=bool)
+    in_val[val_idx] = True
+    weight = np.where(group != "", cfg.pair_weight, 1.0).astype(np.float32)
+    val_parts = [
+        features_from_npz(load_arrays(path))[in_val[a:b]] for path, a, b in zip(paths, bounds, bounds[1:], strict=False)
+    ]
+    X_val = sp.vstack(val_parts, format="csr") if sp.issparse(val_parts[0]) else np.concatenate(val_parts)
+    y_val = y[val_idx].astype(np.float32)
+    sparse = sp.issparse(X_val)
+    copies = round(cfg.shuffled_share * len(fit_idx)) if cfg.shuffled_share > 0 else 0
+    epochs_started = itertools.count()
+
+    def batches() -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng([seed, next(epochs_started)])
+        for k in rng.permutation(len(paths)):
+            a, b = bounds[k], bounds[k + 1]
+            rows = np.flatnonzero(~in_val[a:b])
+            X = features_from_npz(load_arrays(paths[k]))[rows]
+            yk, wk = y[a:b][rows].astype(np.float32), weight[a:b][rows]
+            if copies:
+                X, yk, wk, _ = _shuffled_copies(X, yk, wk, np.arange(len(rows)), cfg.shuffled_share, seed + int(k))
+            order = rng.permutation(len(yk))
+            for start in range(0, len(order), cfg.batch_size):
+                at = order[start : start + cfg.batch_size]
+                yield (_sparse_tensor(X[at]) if sparse else X[at]), yk[at], wk[at]
+
+    features = tf.SparseTensorSpec([None, input_dim], tf.float32) if sparse else tf.TensorSpec([None, None], tf.int32)
+    signature = (features, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32))
+    data = tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+    with distribution_strategy(cfg.distribution).scope():
+        model = build_model(cfg, input_dim=input_dim)
+    fit = model.fit(
+        data, validation_data=(X_val, y_val), epochs=cfg.epochs, callbacks=_callbacks(cfg), shuffle=False, verbose=2
+    )
+    result = _result(model, fit, cfg, len(fit_idx) + copies, len(val_idx))
+    if paired and (group[val_idx] != "").any():
+        consistency = _pair_consistency(model, X_val, y_val, np.arange(len(val_idx)), group[val_idx])
+        result.summary["validation_pair_consistency"] = consistency
+    return result
+
+
+def _sparse_tensor(X: sp.csr_matrix) -> Any:
+    import tensorflow as tf
+
+    coo = X.tocoo()
+    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    return tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape)
 
 
 def _shuffled_copies(
