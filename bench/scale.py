@@ -135,7 +135,9 @@ def stage_kind(name: str) -> str:
     return f"{stage} {model}".strip()
 
 
-def markdown(results: dict[int, list[dict[str, Any]]], totals: dict[int, float], host: str) -> str:
+def markdown(
+    results: dict[int, list[dict[str, Any]]], totals: dict[int, float], host: str, targets: Sequence[str] = ()
+) -> str:
     """The report: each stage's wall time and peak memory per N, and the two targets."""
     sizes = sorted(results)
     rows: dict[str, dict[int, dict[str, Any]]] = {}
@@ -143,17 +145,18 @@ def markdown(results: dict[int, list[dict[str, Any]]], totals: dict[int, float],
         for s in results[n]:
             rows.setdefault(stage_kind(s["stage"]), {})[n] = s
     small, large = sizes[0], sizes[-1]
+    scope = f"{', '.join(targets)} and the stages before" if targets else "every stage"
     head = " / ".join(f"{n:,}" for n in sizes)
     lines = [
         "# Scale",
         "",
-        f"Produced by `make scale` on {date.today().isoformat()}. Machine: {host}.",
+        f"Produced by `{command(sizes, targets)}` on {date.today().isoformat()}. Machine: {host}.",
         "",
-        "One from-scratch `reviews` dataset of N reviews built from real IMDB sentences, every stage run",
-        "with `dvc repro` (training: 1 epoch; explanations: the usual 100 reviews). Each stage's wall",
-        "time and peak memory as it reports them.",
+        "One from-scratch `reviews` dataset of N reviews built from real IMDB sentences, run with",
+        f"`{' '.join(['dvc repro', *targets])}` ({scope}; training: 1 epoch; explanations: the usual",
+        "100 reviews). Each stage's wall time and peak memory as it reports them.",
         "",
-        f"Whole pipeline: {', '.join(f'{totals[n] / 60:.1f} min at {n:,}' for n in sizes)} (DVC included).",
+        f"Wall time: {', '.join(f'{totals[n] / 60:.1f} min at {n:,}' for n in sizes)} (DVC included).",
         "",
         f"| stage | wall time at {head} | peak memory at {head} | time at {large:,} ÷ at {small:,} "
         f"(≤ {MAX_TIME_RATIO:g}×) | ≤ {MAX_PEAK_GIB:g} GiB at {large:,} |",
@@ -167,6 +170,14 @@ def markdown(results: dict[int, list[dict[str, Any]]], totals: dict[int, float],
         peak_ok = large in by_n and by_n[large]["peak_mib"] <= MAX_PEAK_GIB * GIB
         lines.append(f"| {kind} | {times} | {peaks} GiB | {ratio_cell} | {'yes' if peak_ok else '**no**'} |")
     return "\n".join(lines) + "\n"
+
+
+def command(sizes: Sequence[int], targets: Sequence[str]) -> str:
+    """The command line that makes this report."""
+    if list(sizes) == list(SIZES) and not targets:
+        return "make scale"
+    args = [] if list(sizes) == list(SIZES) else ["--sizes", *map(str, sizes)]
+    return " ".join(["python -m bench.scale", *args, *(["--targets", *targets] if targets else [])])
 
 
 def plot(results: dict[int, list[dict[str, Any]]], path: Path) -> None:
@@ -224,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         totals[n], results[n] = run_pipeline(project, args.targets, args.work / f"repro-{n}.log")
         for s in results[n]:
             log.info("N = %d: %s %.1f s, %.2f GiB", n, s["stage"], s["seconds"], s["peak_mib"] / GIB)
-    write_text(args.out, markdown(results, totals, machine()))
+    write_text(args.out, markdown(results, totals, machine(), args.targets))
     plot(results, args.out.with_suffix(".png"))
     log.info("wrote %s and %s", args.out, args.out.with_suffix(".png"))
 
