@@ -27,6 +27,7 @@ from stages.common.features.featurizer import Featurizer
 
 TABLE_COLUMNS = ("id", "text", "label", "split", "rating")
 SHARD_ROWS = 50_000  # reviews per features shard: what a stage holds of one split at a time when it streams
+TRANSFORM_ROWS = 10_000  # reviews featurized at once (the transform's scratch arrays grow with the words)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,12 @@ def load_split(features_dir: Path, split: str) -> Split:
 def shard_arrays(part: pd.DataFrame, featurizer: Featurizer, split: str) -> dict[str, np.ndarray]:
     """One split's reviews (a shard, or all of a small table's) through a fitted featurizer: the
     arrays of a ``.npz`` shard (``X``, ``y``, ``id``; ``group`` for training rows with pairs). Pure."""
-    arrays = features_to_npz(featurizer.transform(part["text"].tolist()))
+    texts = part["text"].tolist()
+    pieces = [featurizer.transform(texts[i : i + TRANSFORM_ROWS]) for i in range(0, len(texts), TRANSFORM_ROWS)]
+    if not pieces:
+        pieces = [featurizer.transform([])]
+    X = sp.vstack(pieces, format="csr") if sp.issparse(pieces[0]) else np.concatenate(pieces)
+    arrays = features_to_npz(X)
     arrays["y"] = part["label"].to_numpy(dtype=np.int8)
     arrays["id"] = part["id"].to_numpy(dtype=str)
     if split == "train" and "group" in part and (part["group"] != "").any():
