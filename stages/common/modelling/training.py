@@ -182,7 +182,7 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
     y = np.concatenate([a["y"] for a in labels]).astype(np.int64)
     group = np.concatenate([a.get("group", np.full(n, "")) for a, n in zip(labels, sizes, strict=True)])
     paired = bool((group != "").any())
-    fit_idx, val_idx = validation_indices(y, cfg.validation_split, seed, group if paired else None)
+    _, val_idx = validation_indices(y, cfg.validation_split, seed, group if paired else None)
     in_val = np.zeros(len(y), dtype=bool)
     in_val[val_idx] = True
     weight = np.where(group != "", cfg.pair_weight, 1.0).astype(np.float32)
@@ -192,7 +192,9 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
     X_val = sp.vstack(val_parts, format="csr") if sp.issparse(val_parts[0]) else np.concatenate(val_parts)
     y_val = y[val_idx].astype(np.float32)
     sparse = sp.issparse(X_val)
-    copies = round(cfg.shuffled_share * len(fit_idx)) if cfg.shuffled_share > 0 else 0
+    fitting = [int((~in_val[a:b]).sum()) for a, b in itertools.pairwise(bounds)]
+    copies = [round(cfg.shuffled_share * n) if cfg.shuffled_share > 0 else 0 for n in fitting]
+    steps = sum(-(-(n + c) // cfg.batch_size) for n, c in zip(fitting, copies, strict=True))  # batches per epoch
     epochs_started = itertools.count()
 
     def batches() -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
@@ -202,7 +204,7 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
             rows = np.flatnonzero(~in_val[a:b])
             X = features_from_npz(load_arrays(paths[k]))[rows]
             yk, wk = y[a:b][rows].astype(np.float32), weight[a:b][rows]
-            if copies:
+            if copies[k]:
                 X, yk, wk, _ = _shuffled_copies(X, yk, wk, np.arange(len(rows)), cfg.shuffled_share, seed + int(k))
             order = rng.permutation(len(yk))
             for start in range(0, len(order), cfg.batch_size):
@@ -211,13 +213,14 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
 
     features = tf.SparseTensorSpec([None, input_dim], tf.float32) if sparse else tf.TensorSpec([None, None], tf.int32)
     signature = (features, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32))
-    data = tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+    data = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    data = data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
     with distribution_strategy(cfg.distribution).scope():
         model = build_model(cfg, input_dim=input_dim)
     fit = model.fit(
         data, validation_data=(X_val, y_val), epochs=cfg.epochs, callbacks=_callbacks(cfg), shuffle=False, verbose=2
     )
-    result = _result(model, fit, cfg, len(fit_idx) + copies, len(val_idx))
+    result = _result(model, fit, cfg, sum(fitting) + sum(copies), len(val_idx))
     if paired and (group[val_idx] != "").any():
         consistency = _pair_consistency(model, X_val, y_val, np.arange(len(val_idx)), group[val_idx])
         result.summary["validation_pair_consistency"] = consistency
