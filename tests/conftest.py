@@ -81,8 +81,6 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
     Yields its endpoint URL; clients need :data:`S3_ENV`'s credentials.
     """
     import signal
-    import time
-    import urllib.request
 
     import boto3
 
@@ -93,16 +91,24 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
-                time.sleep(0.2)
+        wait_for_http(f"{url}/moto-api/", server, 60, "moto_server")
         boto3.client("s3", endpoint_url=url, **S3_CLIENT).create_bucket(Bucket=bucket)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def wait_for_http(url: str, process: subprocess.Popen, seconds: float, name: str) -> None:
+    """Wait until ``url`` answers, failing if ``process`` (the server) exits or ``seconds`` pass."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, f"{name} did not start"
+            time.sleep(0.5)

@@ -24,7 +24,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import S3_CLIENT, S3_ENV, free_port, require_postgres, s3_endpoint, team_server
+from tests.conftest import (
+    S3_CLIENT,
+    S3_ENV,
+    free_port,
+    require_postgres,
+    s3_endpoint,
+    team_server,
+    wait_for_http,
+)
 from tests.synthetic import aclimdb_members, write_pairs_tsv, write_tar, write_yelp_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -516,7 +524,6 @@ def add_s3_remote(proj: Path, url: str, bucket: str) -> None:
 
 def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -> None:
     """A real PostgreSQL (Debian package) and `mlflow server` on loopback; the pipeline logs there."""
-    import time
     import urllib.request
 
     import mlflow
@@ -545,14 +552,7 @@ def test_team_server_postgres_backend_runs_registry_and_serving(project: Path) -
                 env={**env(), "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{serve_port}/ping", timeout=5)
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline and serving.poll() is None, "mlflow models serve did not start"
-                    time.sleep(2)
+            wait_for_http(f"http://127.0.0.1:{serve_port}/ping", serving, 180, "mlflow models serve")
             body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["great fun"], ["awful, dull"]]}})
             request = urllib.request.Request(
                 f"http://127.0.0.1:{serve_port}/invocations", body.encode(), {"Content-Type": "application/json"}
