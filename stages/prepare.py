@@ -239,6 +239,7 @@ def prepare_table(
             if cfg.format == "reviews" and not cfg.split_column:
                 splits = draw_split(labels, cfg.test_size, seed, where)
             check_splits(labels, splits, where)
+            ids = cols.stacked("ids")
             keep = np.ones(n, dtype=bool)
             augment: dict[str, Any] | None = None
             if pairs is not None:
@@ -250,17 +251,17 @@ def prepare_table(
                     np.r_[test, n + np.arange(len(rows))],
                     # "test" here: the pair rows, looked up in the test split
                     ["train"] * len(test) + ["test"] * len(rows),
-                    [*cols.stacked("ids")[test], *rows["id"]],
+                    [*ids[test], *rows["id"]],
                 )
                 leaked = set(rows.loc[probe.in_train[len(test) :], "group"])
                 kept = ~rows["group"].isin(leaked).to_numpy()
                 keep = np.r_[keep, kept]
+                ids = np.r_[ids, rows["id"].to_numpy(dtype=str)[kept]]
                 cols.add(rows[kept])
                 labels = np.r_[labels, rows["label"].to_numpy()[kept]]
                 splits = np.r_[splits, rows["split"].to_numpy()[kept]]
                 augment = {"pairs": int(rows.loc[kept, "group"].nunique()), "rows": int(kept.sum()),
                            "dropped_pairs_in_test": len(leaked)}  # fmt: skip
-        ids = cols.stacked("ids")
         dups = index.find(np.flatnonzero(keep), splits, ids)
         _write_prepared(staged, out, keep, splits, dups.in_train)
     card = data_card(labels, splits, cols.stacked("chars"), cols.stacked("words"))

@@ -37,6 +37,8 @@ def test_spark_scores_a_table_with_the_registered_model_as_predict_does(tmp_path
     try:
         with pytest.raises(ValueError, match=r"reviews\.parquet: column 'body' not found"):
             read_reviews(spark, str(table), "body")
+        with pytest.raises(ValueError, match=r"missing\.parquet: cannot read reviews"):
+            read_reviews(spark, str(tmp_path / "missing.parquet"), "text")
         scored = score(spark, "models:/sentiment-imdb@champion", read_reviews(spark, str(table), "text"))
         write(scored, str(tmp_path / "scores"))
     finally:

@@ -30,11 +30,16 @@ RESULT_TYPE = "proba double, label long"  # the pyfunc model's output columns (s
 
 
 def read_reviews(spark: Any, table: str, text_column: str) -> Any:
-    """The reviews as a Spark DataFrame (Parquet, or CSV by its suffix), checked for the text column."""
-    if any(s in (".csv", ".gz") for s in Path(table).suffixes) and ".parquet" not in Path(table).suffixes:
-        df = spark.read.csv(table, header=True, multiLine=True, escape='"')
-    else:
-        df = spark.read.parquet(table)
+    """The reviews as a Spark DataFrame (CSV by its ``.csv`` suffix, else Parquet), checked for the text column."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        if ".csv" in [s.lower() for s in Path(table).suffixes]:
+            df = spark.read.csv(table, header=True, multiLine=True, escape='"')
+        else:
+            df = spark.read.parquet(table)
+    except AnalysisException as exc:  # a missing path, a file that is not the format
+        raise ValueError(f"{table}: cannot read reviews ({exc})") from None
     if text_column not in df.columns:
         raise ValueError(f"{table}: column {text_column!r} not found (columns: {', '.join(df.columns)})")
     return df

@@ -159,13 +159,8 @@ def sparse_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
     }
 
 
-def load_npz(path: Path | str) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` file (no pickles)."""
-    return load_arrays(path)
-
-
-def load_arrays(path: Path | str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Load the arrays ``names`` of an ``.npz`` file (those present; all by default), reading no others."""
+def load_npz(path: Path | str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Load the arrays of an ``.npz`` file (no pickles): all, or those of ``names`` present, reading no others."""
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files if names is None or k in names}
 

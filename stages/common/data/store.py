@@ -48,13 +48,7 @@ def read_table(
     Row groups are filtered as they are read: a stage that needs the test split never holds the
     training split. Checks the columns every stage relies on.
     """
-    try:
-        names = pq.read_schema(path).names
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: cannot read the prepared table ({exc}); re-run the prepare stage") from None
-    missing = [c for c in (columns or TABLE_COLUMNS) if c not in names]
-    if missing:
-        raise DataError(f"{path}: column {missing[0]!r} not found; re-run the prepare stage")
+    _prepared_table(path, columns or TABLE_COLUMNS)
     filters = []
     if split is not None:
         filters.append(("split", "==", split))
@@ -65,6 +59,12 @@ def read_table(
 
 def iter_table(path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """A prepared table's ``columns``, ``rows`` reviews at a time (its row groups, never the whole table)."""
+    for batch in _prepared_table(path, columns).iter_batches(batch_size=rows, columns=list(columns)):
+        yield batch.to_pandas()
+
+
+def _prepared_table(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
+    """The prepared table at ``path``, opened and checked for ``columns``, or an error naming it."""
     try:
         table = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
@@ -72,8 +72,7 @@ def iter_table(path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS) -> It
     missing = [c for c in columns if c not in table.schema_arrow.names]
     if missing:
         raise DataError(f"{path}: column {missing[0]!r} not found; re-run the prepare stage")
-    for batch in table.iter_batches(batch_size=rows, columns=list(columns)):
-        yield batch.to_pandas()
+    return table
 
 
 def load_featurizer(features_dir: Path) -> Featurizer:
@@ -179,8 +178,12 @@ def write_features(out: Path, featurizer: Featurizer, splits: dict[str, dict[str
     """Write a small table's features (:func:`transform_splits`): ``SHARD_ROWS`` reviews per shard."""
     with FeatureWriter(out, featurizer) as writer:
         for split, arrays in splits.items():
-            X, n = features_from_npz(arrays), len(arrays["y"])
-            for start in range(0, max(n, 1), SHARD_ROWS):
+            n = len(arrays["y"])
+            if n <= SHARD_ROWS:
+                writer.write(split, arrays)
+                continue
+            X = features_from_npz(arrays)
+            for start in range(0, n, SHARD_ROWS):
                 rows = slice(start, start + SHARD_ROWS)
-                shard = {k: v[rows] for k, v in arrays.items() if k in ("y", "id", "group")}
-                writer.write(split, {**features_to_npz(X[rows]), **shard} if n > SHARD_ROWS else arrays)
+                labels = {k: arrays[k][rows] for k in ("y", "id", "group") if k in arrays}
+                writer.write(split, {**features_to_npz(X[rows]), **labels})

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 
-from stages.common.data.io import atomic_path, features_from_npz, load_arrays, write_json
+from stages.common.data.io import atomic_path, features_from_npz, load_npz, write_json
 from stages.common.data.store import shard_paths, transform_splits
 from stages.common.errors import DataError
 from stages.common.features.featurizer import Featurizer, extend_vocabulary
@@ -176,7 +176,7 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
 
     configure_determinism(seed)
     paths = shard_paths(features_dir, "train")
-    labels = [load_arrays(path, ("y", "group")) for path in paths]
+    labels = [load_npz(path, ("y", "group")) for path in paths]
     sizes = [len(a["y"]) for a in labels]
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     y = np.concatenate([a["y"] for a in labels]).astype(np.int64)
@@ -187,7 +187,7 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
     in_val[val_idx] = True
     weight = np.where(group != "", cfg.pair_weight, 1.0).astype(np.float32)
     val_parts = [
-        features_from_npz(load_arrays(path))[in_val[a:b]] for path, a, b in zip(paths, bounds, bounds[1:], strict=False)
+        features_from_npz(load_npz(path))[in_val[a:b]] for path, a, b in zip(paths, bounds, bounds[1:], strict=False)
     ]
     X_val = sp.vstack(val_parts, format="csr") if sp.issparse(val_parts[0]) else np.concatenate(val_parts)
     y_val = y[val_idx].astype(np.float32)
@@ -202,7 +202,7 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
         for k in rng.permutation(len(paths)):
             a, b = bounds[k], bounds[k + 1]
             rows = np.flatnonzero(~in_val[a:b])
-            X = features_from_npz(load_arrays(paths[k]))[rows]
+            X = features_from_npz(load_npz(paths[k]))[rows]
             yk, wk = y[a:b][rows].astype(np.float32), weight[a:b][rows]
             if copies[k]:
                 X, yk, wk, _ = _shuffled_copies(X, yk, wk, np.arange(len(rows)), cfg.shuffled_share, seed + int(k))
