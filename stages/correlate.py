@@ -17,7 +17,7 @@ heavily although they barely correlate with the label — the "zombie",
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from scipy import stats
 from stages.common import cli
 from stages.common.data import layout
 from stages.common.data.io import atomic_path, read_json, write_json
-from stages.common.data.store import read_table
-from stages.common.features.featurizer import Featurizer, FeaturizerConfig, fit_featurizer
+from stages.common.data.store import iter_table
+from stages.common.features.featurizer import Featurizer, FeaturizerConfig, featurizer_from_counts, term_counter
 from stages.common.params import load_params
 from stages.common.params.schema import CorrelateConfig
 from stages.common.report import render
@@ -37,32 +37,59 @@ from stages.common.report import render
 log = logging.getLogger(__name__)
 
 
-def phi(texts: Sequence[str], labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
-    """Phi (Pearson on binary data) of each word's presence with the label. Pure."""
-    featurizer = Featurizer(
-        config=FeaturizerConfig(kind="bow", max_tokens=max(len(vocabulary), 1), min_count=1, mode="multi_hot"),
-        vocabulary=list(vocabulary),
+Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
+"""Reads the training reviews afresh, as (texts, labels) chunks: each call is one pass."""
+
+
+def top_words(chunks: Chunks, cfg: CorrelateConfig) -> list[str]:
+    """The original analysis's vocabulary: the ``max_tokens`` most frequent words after ``skip_top``.
+
+    Counted chunk by chunk, so the training split is never held whole. Pure.
+    """
+    vocab_cfg = FeaturizerConfig(
+        kind="bow", max_tokens=cfg.max_tokens, min_count=1, skip_top=cfg.skip_top, mode="multi_hot"
     )
-    X = featurizer.transform(texts)
-    y = np.asarray(labels, dtype=np.float64)
-    n = X.shape[0]
-    docs = np.asarray(X.sum(axis=0)).ravel()  # reviews containing the word
-    docs_pos = np.asarray(X.T @ y).ravel()  # ... that are positive
-    px, py = docs / n, y.mean()
-    cov = docs_pos / n - px * py
+    counter = term_counter(vocab_cfg)
+    for texts, _ in chunks():
+        counter.add(texts)
+    return featurizer_from_counts(counter, vocab_cfg).vocabulary
+
+
+def phi(chunks: Chunks, words: Sequence[str]) -> pd.DataFrame:
+    """Phi (Pearson on binary data) of each word's presence with the label. Pure.
+
+    One pass: per word, the reviews that contain it and how many of those are positive (phi's
+    sufficient statistics), summed over chunks.
+    """
+    words = list(dict.fromkeys(words))
+    featurizer = Featurizer(
+        config=FeaturizerConfig(kind="bow", max_tokens=max(len(words), 1), min_count=1, mode="multi_hot"),
+        vocabulary=words,
+    )
+    docs = np.zeros(len(words), dtype=np.int64)  # reviews containing the word
+    docs_pos = np.zeros(len(words), dtype=np.int64)  # ... that are positive
+    n = n_pos = 0
+    for texts, labels in chunks():
+        X = featurizer.transform(texts).astype(bool).astype(np.int64)
+        y = np.asarray(labels, dtype=np.int64)
+        docs += np.asarray(X.sum(axis=0)).ravel()
+        docs_pos += np.asarray(X.T @ y).ravel()
+        n, n_pos = n + len(y), n_pos + int(y.sum())
+    px, py = docs / max(n, 1), n_pos / max(n, 1)
+    cov = docs_pos / max(n, 1) - px * py
     denom = np.sqrt(px * (1 - px) * py * (1 - py))
     corr = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
-    return pd.DataFrame({"word": list(vocabulary), "correlation": corr, "reviews": docs.astype(int)})
+    return pd.DataFrame({"word": words, "correlation": corr, "reviews": docs})
 
 
-def word_label_correlation(texts: Sequence[str], labels: np.ndarray, cfg: CorrelateConfig) -> pd.DataFrame:
+def ranked(corr: pd.DataFrame) -> pd.DataFrame:
+    """Correlations highest first (ties by word), as charted and written. Pure."""
+    return corr.sort_values(["correlation", "word"], ascending=[False, True]).reset_index(drop=True)
+
+
+def word_label_correlation(chunks: Chunks, cfg: CorrelateConfig) -> pd.DataFrame:
     """The original analysis: phi for the top ``max_tokens`` words after ``skip_top``, highest first. Pure."""
-    featurizer = fit_featurizer(
-        texts,
-        FeaturizerConfig(kind="bow", max_tokens=cfg.max_tokens, min_count=1, skip_top=cfg.skip_top, mode="multi_hot"),
-    )
-    df = phi(texts, labels, featurizer.vocabulary)
-    return df.sort_values(["correlation", "word"], ascending=[False, True]).reset_index(drop=True)
+    return ranked(phi(chunks, top_words(chunks, cfg)))
 
 
 def cross_check(
@@ -132,20 +159,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.correlate
-    train = read_table(args.table, ["text", "label"], split="train")
-    corr = word_label_correlation(train["text"].tolist(), train["label"].to_numpy(), cfg)
-    metrics: dict[str, Any] = {
-        "vocabulary": len(corr),
-        "max_abs_correlation": round(float(corr["correlation"].abs().max()), 6),
-    }
-    suspicious: dict[str, pd.DataFrame] = {}
+
+    def training_chunks() -> Iterator[tuple[list[str], np.ndarray]]:
+        for part in iter_table(args.table, ["text", "label"], split="train"):
+            yield part["text"].tolist(), part["label"].to_numpy()
+
     method = {m: read_json(args.explanations / m / layout.RANKING)[0]["method"] for m in params.models}
     importances = {
         m: pd.read_csv(args.explanations / m / method[m] / layout.GLOBAL_WORDS, keep_default_na=False)
         for m in params.models
     }
     explained = sorted({w.lower() for df in importances.values() for w in df["word"]})
-    explained_corr = phi(train["text"].tolist(), train["label"].to_numpy(), explained)
+    vocabulary = top_words(training_chunks, cfg)
+    measured = phi(training_chunks, [*vocabulary, *explained])  # one pass for both
+    corr = ranked(measured[measured["word"].isin(vocabulary)])
+    explained_corr = measured[measured["word"].isin(explained)]
+    metrics: dict[str, Any] = {
+        "vocabulary": len(corr),
+        "max_abs_correlation": round(float(corr["correlation"].abs().max()), 6),
+    }
+    suspicious: dict[str, pd.DataFrame] = {}
     for model, importance in importances.items():
         metrics[model], suspicious[model] = cross_check(explained_corr, importance, cfg, set(corr["word"]))
     log.info("%s: %s", args.name, metrics)

@@ -9,10 +9,20 @@ import pandas as pd
 import pytest
 
 from stages.common.params.schema import CorrelateConfig
-from stages.correlate import cross_check, lollipop_png, phi, word_label_correlation
+from stages.correlate import cross_check, lollipop_png, phi, top_words, word_label_correlation
 
 TEXTS = ["good film", "good fun", "bad film", "bad plot good", "dull plot"]
 LABELS = np.array([1, 1, 0, 0, 0])
+
+
+def whole() -> list[tuple[list[str], np.ndarray]]:
+    """The training reviews in one chunk."""
+    return [(TEXTS, LABELS)]
+
+
+def review_by_review() -> list[tuple[list[str], np.ndarray]]:
+    """The same reviews one per chunk."""
+    return [([t], LABELS[i : i + 1]) for i, t in enumerate(TEXTS)]
 
 
 def phi_table(n11: int, n10: int, n01: int, n00: int) -> float:
@@ -21,7 +31,7 @@ def phi_table(n11: int, n10: int, n01: int, n00: int) -> float:
 
 
 def test_phi_matches_a_hand_computed_table() -> None:
-    corr = word_label_correlation(TEXTS, LABELS, CorrelateConfig(max_tokens=100, skip_top=0))
+    corr = word_label_correlation(whole, CorrelateConfig(max_tokens=100, skip_top=0))
     got = dict(zip(corr["word"], corr["correlation"], strict=True))
     # "good": in 3 reviews, 2 of them positive; absent from 2, both negative
     assert got["good"] == pytest.approx(phi_table(2, 1, 0, 2))
@@ -33,13 +43,19 @@ def test_phi_matches_a_hand_computed_table() -> None:
 
 
 def test_phi_is_measured_for_any_word() -> None:
-    got = phi(TEXTS, LABELS, ["good", "plot", "absent"]).set_index("word")["correlation"]
+    got = phi(whole, ["good", "plot", "absent"]).set_index("word")["correlation"]
     assert got["plot"] == pytest.approx(phi_table(0, 2, 2, 1))
     assert got["absent"] == 0.0  # never present: undefined, reported as 0
 
 
+def test_chunks_give_the_same_vocabulary_and_correlations() -> None:
+    cfg = CorrelateConfig(max_tokens=4, skip_top=1)
+    assert top_words(review_by_review, cfg) == top_words(whole, cfg)
+    pd.testing.assert_frame_equal(word_label_correlation(review_by_review, cfg), word_label_correlation(whole, cfg))
+
+
 def test_skip_top_drops_the_most_frequent_words() -> None:
-    corr = word_label_correlation(TEXTS, LABELS, CorrelateConfig(max_tokens=100, skip_top=1))
+    corr = word_label_correlation(whole, CorrelateConfig(max_tokens=100, skip_top=1))
     assert "good" not in set(corr["word"])  # "good" is the most frequent word
 
 

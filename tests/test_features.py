@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -207,6 +208,9 @@ def test_a_table_vectorized_in_chunks_and_shards_matches_the_whole(tmp_path: Pat
     whole = fit_featurizer(table.loc[table["split"] == "train", "text"].tolist(), cfg)
     chunks = list(store.iter_table(tmp_path / "t.parquet", ["id", "text", "label", "split", "group"], rows=33))
     assert len(chunks) == 7 and fit(chunks, cfg).to_json() == whole.to_json()
+    test_only = pd.concat(store.iter_table(tmp_path / "t.parquet", ["id", "label"], rows=33, split="test"))
+    assert test_only.columns.tolist() == ["id", "label"]
+    assert test_only["id"].tolist() == table.loc[table["split"] == "test", "id"].tolist()
     shards = list(store.split_shards(chunks, rows=50))
     sizes = {split: [len(p) for s, p in shards if s == split] for split in ("train", "test")}
     assert sizes == {"train": [50, 50, 50, 3], "test": [50, 27]}

@@ -57,10 +57,17 @@ def read_table(
     return pd.read_parquet(path, columns=None if columns is None else list(columns), filters=filters or None)
 
 
-def iter_table(path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """A prepared table's ``columns``, ``rows`` reviews at a time (its row groups, never the whole table)."""
-    for batch in _prepared_table(path, columns).iter_batches(batch_size=rows, columns=list(columns)):
-        yield batch.to_pandas()
+def iter_table(
+    path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS, split: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """A prepared table's ``columns`` (of one ``split``), up to ``rows`` reviews at a time (its row
+    groups, never the whole table)."""
+    read = list(columns) if split is None or "split" in columns else [*columns, "split"]
+    for batch in _prepared_table(path, read).iter_batches(batch_size=rows, columns=read):
+        part = batch.to_pandas()
+        if split is not None:
+            part = part.loc[part["split"] == split, list(columns)].reset_index(drop=True)
+        yield part
 
 
 def _prepared_table(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
