@@ -26,7 +26,7 @@ from stages.common import cli
 from stages.common.data.io import atomic_path, write_bytes, write_json
 from stages.common.data.store import iter_split, load_featurizer, read_table
 from stages.common.errors import DataError
-from stages.common.features.featurizer import Featurizer, TokenBatch
+from stages.common.features.featurizer import TRANSFORM_ROWS, Featurizer, TokenBatch, in_pieces
 from stages.common.modelling.persistence import load_model
 from stages.common.modelling.prediction import predict_proba
 from stages.common.modelling.scoring import headline
@@ -114,9 +114,13 @@ def deduplicated(y_true: np.ndarray, proba: np.ndarray, in_train: np.ndarray, th
     return {"removed": int((~keep).sum()), **headline(np.asarray(y_true)[keep], np.asarray(proba)[keep], threshold)}
 
 
-def shuffled_features(featurizer: Featurizer, texts: Sequence[str], seed: int) -> Any:
-    """The features of ``texts`` with each one's words shuffled (seeded), by the one text → features path."""
-    return featurizer.encode(featurizer.shuffle_words(TokenBatch.from_texts(texts), seed))
+def shuffled_features(featurizer: Featurizer, texts: Sequence[str], seed: int, rows: int = TRANSFORM_ROWS) -> Any:
+    """The features of ``texts`` with each one's words shuffled (seeded), by the one text → features
+    path; ``rows`` texts at a time from one random stream (the same features as all at once)."""
+    rng = np.random.default_rng(seed)
+    return in_pieces(
+        texts, lambda piece: featurizer.encode(featurizer.shuffle_words(TokenBatch.from_texts(piece), rng)), rows
+    )
 
 
 def confusion_png(metrics: dict[str, Any], title: str) -> bytes:

@@ -270,8 +270,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = params.explain
-    test = read_table(args.table, split="test")
     selection = read_json(args.selection)
+    test = read_table(args.table, split="test", ids=selection["review_ids"])
     missing = sorted(set(selection["review_ids"]) - set(test["id"]))
     if missing:
         raise DataError(f"{args.selection}: review {missing[0]!r} is not in the test split; re-run select")

@@ -74,11 +74,13 @@ def test_shuffled_words_keep_each_reviews_words_in_another_order() -> None:
         assert (a == 0).sum() == (b == 0).sum()
     assert not np.array_equal(plain[:2], shuffled[:2])
     np.testing.assert_array_equal(shuffled, shuffled_features(seq, TEXTS, seed=3))  # seeded
+    np.testing.assert_array_equal(shuffled, shuffled_features(seq, TEXTS, seed=3, rows=1))  # piece by piece
     assert not np.array_equal(shuffled, shuffled_features(seq, TEXTS, seed=4))
 
     bow = fit_featurizer(TEXTS, FeaturizerConfig(kind="bow", max_tokens=200, ngram_range=(1, 2), min_count=1))
     words = bow.vocabulary.index("not good")
     moved = shuffled_features(bow, TEXTS, seed=3)
+    assert (moved != shuffled_features(bow, TEXTS, seed=3, rows=3)).nnz == 0
     unigrams = [i for i, t in enumerate(bow.vocabulary) if " " not in t]
     np.testing.assert_array_equal(moved[:, unigrams].toarray(), bow.transform(TEXTS)[:, unigrams].toarray())
     assert moved[0, words] == 0  # "not good" is a pair of the review as written only

@@ -200,6 +200,7 @@ def test_a_table_vectorized_in_chunks_and_shards_matches_the_whole(tmp_path: Pat
     table = reviews_frame(230, seed=4).assign(
         id=[f"r{i}" for i in range(230)],
         label=lambda d: (d["stars"] >= 4).astype("int8"),
+        rating=lambda d: d["stars"].astype(float),
         split=np.where(np.arange(230) % 3 == 0, "test", "train"),
         group=["", "p1", "p1"] + [""] * 227,
     )
@@ -211,6 +212,10 @@ def test_a_table_vectorized_in_chunks_and_shards_matches_the_whole(tmp_path: Pat
     test_only = pd.concat(store.iter_table(tmp_path / "t.parquet", ["id", "label"], rows=33, split="test"))
     assert test_only.columns.tolist() == ["id", "label"]
     assert test_only["id"].tolist() == table.loc[table["split"] == "test", "id"].tolist()
+    some = store.read_table(tmp_path / "t.parquet", ["text", "label"], split="test", ids=["r3", "r4", "r6", "r299"])
+    expected = table.loc[table["id"].isin(["r3", "r6"]), ["text", "label"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected)  # r4 is a training review, r299 none
+    pd.testing.assert_frame_equal(store.read_table(tmp_path / "t.parquet"), pd.read_parquet(tmp_path / "t.parquet"))
     shards = list(store.split_shards(chunks, rows=50))
     sizes = {split: [len(p) for s, p in shards if s == split] for split in ("train", "test")}
     assert sizes == {"train": [50, 50, 50, 3], "test": [50, 27]}

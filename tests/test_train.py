@@ -68,6 +68,18 @@ def test_same_seed_same_model_other_seed_other_model(cfg: ModelConfig, kind: str
     assert first.summary["train_rows"] + first.summary["validation_rows"] == len(corpus[1])
 
 
+@pytest.mark.parametrize(("cfg", "kind"), [(MLP, "bow"), (LSTM, "seq")], ids=["mlp", "lstm"])
+def test_predictions_in_pieces_are_those_of_one_predict(cfg: ModelConfig, kind: str, corpus) -> None:
+    result, proba = _fit(cfg, kind, corpus, seed=1)
+    X = fit_featurizer(corpus[0], FeaturizerConfig(kind=kind, max_tokens=100, maxlen=24, min_count=1)).transform(
+        corpus[0]
+    )
+    whole = np.asarray(result.model.predict(X, batch_size=16, verbose=0), dtype=np.float64).reshape(-1)
+    np.testing.assert_array_equal(predict_proba(result.model, X, batch_size=16, batches=3), whole)
+    np.testing.assert_array_equal(proba, predict_proba(result.model, X, batches=1))
+    assert predict_proba(result.model, X[:0]).shape == (0,)
+
+
 def test_mlp_learns_the_generated_cues(corpus) -> None:
     cfg = MLP_FIT
     result, proba = _fit(cfg, "bow", corpus, seed=0)

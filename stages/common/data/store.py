@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
@@ -23,11 +24,10 @@ from stages.common.data import layout
 from stages.common.data.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
 from stages.common.data.raw import CHUNK_ROWS
 from stages.common.errors import DataError
-from stages.common.features.featurizer import Featurizer
+from stages.common.features.featurizer import Featurizer, in_pieces
 
 TABLE_COLUMNS = ("id", "text", "label", "split", "rating")
 SHARD_ROWS = 50_000  # reviews per features shard: what a stage holds of one split at a time when it streams
-TRANSFORM_ROWS = 10_000  # reviews featurized at once (the transform's scratch arrays grow with the words)
 
 
 @dataclass(frozen=True)
@@ -45,29 +45,39 @@ def read_table(
 ) -> pd.DataFrame:
     """Read a prepared review table, or only its ``columns`` of one ``split`` or of some review ``ids``.
 
-    Row groups are filtered as they are read: a stage that needs the test split never holds the
-    training split. Checks the columns every stage relies on.
+    Read a row group at a time and filtered as it is read: a stage that needs the test split never
+    holds the training split. Checks the columns every stage relies on.
     """
-    _prepared_table(path, columns or TABLE_COLUMNS)
-    filters = []
-    if split is not None:
-        filters.append(("split", "==", split))
-    if ids is not None:
-        filters.append(("id", "in", list(ids)))
-    return pd.read_parquet(path, columns=None if columns is None else list(columns), filters=filters or None)
+    if columns is None:
+        columns = _prepared_table(path, TABLE_COLUMNS).schema_arrow.names
+    parts = list(iter_table(path, columns, split=split, ids=ids))
+    if not parts:  # a table without rows
+        return pq.read_table(path, columns=list(columns)).to_pandas()
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def iter_table(
-    path: Path, columns: Sequence[str], rows: int = CHUNK_ROWS, split: str | None = None
+    path: Path,
+    columns: Sequence[str],
+    rows: int = CHUNK_ROWS,
+    split: str | None = None,
+    ids: Iterable[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """A prepared table's ``columns`` (of one ``split``), up to ``rows`` reviews at a time (its row
-    groups, never the whole table)."""
-    read = list(columns) if split is None or "split" in columns else [*columns, "split"]
+    """A prepared table's ``columns`` (of one ``split``, or some review ``ids``), up to ``rows`` reviews
+    at a time (its row groups, never the whole table)."""
+    wanted = None if ids is None else pa.array(list(ids), type=pa.string())
+    extra = [c for c, used in (("split", split is not None), ("id", wanted is not None)) if used and c not in columns]
+    read = [*columns, *extra]
     for batch in _prepared_table(path, read).iter_batches(batch_size=rows, columns=read):
-        part = batch.to_pandas()
+        keep = None
         if split is not None:
-            part = part.loc[part["split"] == split, list(columns)].reset_index(drop=True)
-        yield part
+            keep = pc.equal(batch.column("split"), split)
+        if wanted is not None:
+            found = pc.is_in(batch.column("id"), value_set=wanted)
+            keep = found if keep is None else pc.and_(keep, found)
+        if keep is not None:
+            batch = batch.filter(keep)
+        yield batch.select(list(columns)).to_pandas()
 
 
 def _prepared_table(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
@@ -121,12 +131,7 @@ def load_split(features_dir: Path, split: str) -> Split:
 def shard_arrays(part: pd.DataFrame, featurizer: Featurizer, split: str) -> dict[str, np.ndarray]:
     """One split's reviews (a shard, or all of a small table's) through a fitted featurizer: the
     arrays of a ``.npz`` shard (``X``, ``y``, ``id``; ``group`` for training rows with pairs). Pure."""
-    texts = part["text"].tolist()
-    pieces = [featurizer.transform(texts[i : i + TRANSFORM_ROWS]) for i in range(0, len(texts), TRANSFORM_ROWS)]
-    if not pieces:
-        pieces = [featurizer.transform([])]
-    X = sp.vstack(pieces, format="csr") if sp.issparse(pieces[0]) else np.concatenate(pieces)
-    arrays = features_to_npz(X)
+    arrays = features_to_npz(in_pieces(part["text"].tolist(), featurizer.transform))
     arrays["y"] = part["label"].to_numpy(dtype=np.int8)
     arrays["id"] = part["id"].to_numpy(dtype=str)
     if split == "train" and "group" in part and (part["group"] != "").any():

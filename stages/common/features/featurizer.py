@@ -17,7 +17,7 @@ alphabetically, so the order is deterministic), drop the ``skip_top`` most frequ
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from stages.common.features.tokens import tokenize
 from stages.common.params.parsing import check
 from stages.common.params.schema import FeaturizerConfig
 
+TRANSFORM_ROWS = 10_000  # texts featurized at once (the tokens' scratch arrays grow with the words)
 PAD_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2
@@ -188,12 +189,14 @@ class Featurizer:
         keep = ~drop[batch.ids]
         return TokenBatch(terms=batch.terms, ids=batch.ids[keep], rows=batch.rows[keep], n_rows=batch.n_rows)
 
-    def shuffle_words(self, batch: TokenBatch, seed: int) -> TokenBatch:
+    def shuffle_words(self, batch: TokenBatch, seed: int | np.random.Generator) -> TokenBatch:
         """``batch`` with each text's words in a seeded random order: what word order is worth.
 
         Only the words this featurizer reads are shuffled: a sequence keeps at most ``maxlen``
         words (``truncating``), and those are shuffled among themselves, so the model sees the
         same words in another order; a bag of words reads them all (its word pairs change).
+        Batches shuffled one after another with one ``Generator`` get the words one batch of all
+        their texts would.
         """
         ids, rows = batch.ids, batch.rows
         if self.config.kind == "seq" and len(ids):
@@ -306,6 +309,13 @@ class Featurizer:
             idf=data.get("idf"),
             n_train_docs=int(data.get("n_train_docs", 0)),
         )
+
+
+def in_pieces(texts: Sequence[str], featurize: Callable[[Sequence[str]], Any], rows: int = TRANSFORM_ROWS) -> Any:
+    """``featurize`` applied to ``rows`` texts at a time and the pieces stacked: the features of all
+    the texts, with the tokens of one piece in memory."""
+    pieces = [featurize(texts[i : i + rows]) for i in range(0, len(texts), rows)] or [featurize([])]
+    return sp.vstack(pieces, format="csr") if sp.issparse(pieces[0]) else np.concatenate(pieces)
 
 
 def weight_counts(

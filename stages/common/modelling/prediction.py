@@ -48,12 +48,20 @@ def load_text_model(model_file: Path, featurizer: Path | Featurizer, *, fast: bo
     return TextModel(featurizer, fast_predictor(model) if fast else partial(predict_proba, model), model)
 
 
-def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024) -> Any:
-    """Positive-class probabilities as a 1-D float64 array (works on sparse or dense input)."""
+def predict_proba(model: keras.Model, features: Any, batch_size: int = 1024, batches: int = 10) -> Any:
+    """Positive-class probabilities as a 1-D float64 array (works on sparse or dense input).
+
+    ``batches`` batches at a time, so a shard of any size needs the memory of one piece; the
+    batches are those of one ``predict`` over all the rows (the same probabilities).
+    """
     import numpy as np
 
-    out = model.predict(features, batch_size=batch_size, verbose=0)
-    return np.asarray(out, dtype=np.float64).reshape(-1)
+    step = batch_size * batches
+    out = [
+        model.predict(features[start : start + step], batch_size=batch_size, verbose=0)
+        for start in range(0, features.shape[0], step)
+    ]
+    return np.concatenate(out, dtype=np.float64).reshape(-1) if out else np.zeros(0)
 
 
 def fast_predictor(model: keras.Model, batch_size: int = 256) -> Callable[[Any], np.ndarray]:
