@@ -132,6 +132,9 @@ def test_weighted_roc_auc_is_the_auc_of_the_resampled_reviews() -> None:
     auc = RocAuc(y, scores)
     assert abs(auc(np.ones(300)) - roc_auc_score(y, scores)) < 1e-12
     counts = bootstrap_counts(300, 3, seed=1)
-    for w in counts:
+    one_draw = np.random.default_rng(1).multinomial(300, np.full(300, 1 / 300), size=3)
+    np.testing.assert_array_equal(counts, one_draw)
+    np.testing.assert_array_equal(bootstrap_counts(300, 3, seed=1, block=2), one_draw)  # block by block
+    for w in counts.astype(np.float64):
         idx = np.repeat(np.arange(300), w.astype(int))
         assert abs(auc(w) - roc_auc_score(y[idx], scores[idx])) < 1e-12

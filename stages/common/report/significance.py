@@ -20,15 +20,26 @@ Interval = tuple[float, float]
 Z95 = 1.959964
 
 
-def bootstrap_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """``resamples`` × ``n`` counts: how often each of ``n`` items is drawn in each resample. Seeded."""
+def bootstrap_counts(n: int, resamples: int, seed: int, block: int = 100) -> np.ndarray:
+    """``resamples`` × ``n`` counts: how often each of ``n`` items is drawn in each resample. Seeded.
+
+    One byte per count (an item drawn over 255 times in one resample is checked, never seen),
+    drawn ``block`` resamples at a time from one stream: the counts of one draw of them all.
+    """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    p = np.full(n, 1.0 / n)
+    counts = np.empty((resamples, n), dtype=np.uint8)
+    for start in range(0, resamples, block):
+        drawn = rng.multinomial(n, p, size=min(block, resamples - start))
+        if drawn.size and drawn.max() > np.iinfo(np.uint8).max:
+            raise OverflowError(f"an item drawn {drawn.max()} times in one resample")
+        counts[start : start + len(drawn)] = drawn
+    return counts
 
 
 def paired_interval(diff: Callable[[np.ndarray], float], counts: np.ndarray) -> Interval:
     """The 2.5th and 97.5th percentiles of ``diff(weights)`` over the resamples' counts."""
-    values = np.array([diff(w) for w in counts])
+    values = np.array([diff(w.astype(np.float64)) for w in counts])
     values = values[~np.isnan(values)]  # a resample without one class has no balanced accuracy or AUC
     if not len(values):
         return float("nan"), float("nan")
