@@ -167,8 +167,9 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
     """:func:`train_model` for a training split stored in several shards, read one at a time.
 
     The validation carve is the same (:func:`validation_indices` on every row's label and pair) and
-    its rows are held in memory; the fitting rows stream through ``tf.data`` a shard at a time, the
-    shards and the rows within each in a seeded order that changes every epoch. A shard's shuffled
+    its rows are held in memory (as arrays; their tensors a batch at a time); the fitting rows stream
+    through ``tf.data`` a shard at a time, the shards and the rows within each in a seeded order
+    that changes every epoch. A shard's shuffled
     copies (``shuffled_share``) are drawn from its own fitting rows. Memory holds one shard, the
     validation rows and the model, whatever the number of reviews.
     """
@@ -211,14 +212,21 @@ def train_on_shards(cfg: ModelConfig, features_dir: Path, *, input_dim: int, see
                 at = order[start : start + cfg.batch_size]
                 yield (_sparse_tensor(X[at]) if sparse else X[at]), yk[at], wk[at]
 
+    def validation_batches() -> Iterator[tuple[Any, np.ndarray]]:  # a batch's tensors at a time, not all of them
+        for start in range(0, len(y_val), cfg.batch_size):
+            X = X_val[start : start + cfg.batch_size]
+            yield (_sparse_tensor(X) if sparse else X), y_val[start : start + cfg.batch_size]
+
     features = tf.SparseTensorSpec([None, input_dim], tf.float32) if sparse else tf.TensorSpec([None, None], tf.int32)
-    signature = (features, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32))
-    data = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    label = tf.TensorSpec([None], tf.float32)
+    data = tf.data.Dataset.from_generator(batches, output_signature=(features, label, label))
     data = data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    validation = tf.data.Dataset.from_generator(validation_batches, output_signature=(features, label))
+    validation = validation.apply(tf.data.experimental.assert_cardinality(-(-len(y_val) // cfg.batch_size)))
     with distribution_strategy(cfg.distribution).scope():
         model = build_model(cfg, input_dim=input_dim)
     fit = model.fit(
-        data, validation_data=(X_val, y_val), epochs=cfg.epochs, callbacks=_callbacks(cfg), shuffle=False, verbose=2
+        data, validation_data=validation, epochs=cfg.epochs, callbacks=_callbacks(cfg), shuffle=False, verbose=2
     )
     result = _result(model, fit, cfg, sum(fitting) + sum(copies), len(val_idx))
     if paired and (group[val_idx] != "").any():
