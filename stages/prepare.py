@@ -43,6 +43,7 @@ from stages.common.data.raw import (
     SPLITS,
     check_size,
     clean_text,
+    open_parquet,
     read_aclimdb,
     read_reviews_chunks,
 )
@@ -312,7 +313,7 @@ def _write_prepared(staged: Path, out: Path, keep: np.ndarray, splits: np.ndarra
     """
     start = written = 0
     with atomic_path(out) as tmp, _ParquetSink(tmp, PREPARED_SCHEMA) as sink:
-        for batch in pq.ParquetFile(staged).iter_batches(batch_size=CHUNK_ROWS):
+        for batch in open_parquet(staged).iter_batches(batch_size=CHUNK_ROWS):
             part = pa.Table.from_batches([batch]).filter(pa.array(keep[start : start + batch.num_rows]))
             start += batch.num_rows
             rows = slice(written, written + part.num_rows)

@@ -98,3 +98,21 @@ def test_a_stage_reads_only_the_split_columns_or_reviews_it_needs(tmp_path: Path
     assert read_table(path).equals(table)
     with pytest.raises(DataError, match=r"t\.parquet: column 'in_train' not found; re-run the prepare stage"):
         read_table(path, ["id", "in_train"], split="test")
+
+
+def test_reading_a_table_row_group_by_row_group_holds_a_row_group_not_the_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.common.data.store import iter_table
+
+    letters = np.random.default_rng(0).integers(97, 123, size=(2_000, 20_000), dtype=np.uint8)
+    table = pa.table({"id": [f"r{i}" for i in range(2_000)], "text": [r.tobytes().decode() for r in letters],
+                      "label": pa.array([1] * 2_000, pa.int8()), "split": ["test"] * 2_000})  # fmt: skip
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=100)  # 40 MB of incompressible text, 20 row groups
+    del table, letters
+    before = pa.total_allocated_bytes()
+    held = [pa.total_allocated_bytes() - before for _ in iter_table(path, ["id", "text"], rows=100, ids=["r0"])]
+    assert len(held) == 20
+    assert max(held) < 10 << 20  # pre-buffered, pyarrow held most of the 40 MB

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from stages.common.data import layout
 from stages.common.data.io import atomic_path, features_from_npz, features_to_npz, load_npz, npz_bytes
-from stages.common.data.raw import CHUNK_ROWS
+from stages.common.data.raw import CHUNK_ROWS, open_parquet
 from stages.common.errors import DataError
 from stages.common.features.featurizer import Featurizer, in_pieces
 
@@ -83,7 +83,7 @@ def iter_table(
 def _prepared_table(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
     """The prepared table at ``path``, opened and checked for ``columns``, or an error naming it."""
     try:
-        table = pq.ParquetFile(path)
+        table = open_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}: cannot read the prepared table ({exc}); re-run the prepare stage") from None
     missing = [c for c in columns if c not in table.schema_arrow.names]
